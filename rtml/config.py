@@ -1,0 +1,339 @@
+"""Typed, frozen job configuration, parsed once at the edge from a TOML file.
+
+Nothing downstream reads raw dictionaries: the CLI loads a ``JobConfig`` and passes it (or the
+parts it needs) to the job graph, the feature engine, training and monitoring.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rtml.errors import ConfigError
+from udfs.features.spec import AGGREGATIONS, FeatureSet, FeatureSpec
+
+FIELD_TYPES = ("string", "float", "int", "category", "timestamp", "bool")
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration(value: Any, where: str) -> int:
+    """'5m' -> 300000 ms. Integers are taken as milliseconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ConfigError(f"{where}: {value!r} is not a duration", hint="write it like '500ms', '30s', '5m', '1h' or '7d'")
+    return int(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    required: bool = True
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] = ()  # allowed values of a category; empty = any
+    max_length: int = 256
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str  # "account"
+    key: str  # the field holding the key, "account_id"
+
+
+@dataclass(frozen=True)
+class EventSchema:
+    fields: tuple[FieldSpec, ...]
+    event_id: str
+    event_time: str
+    sensitive_attribute: str | None
+    entities: tuple[Entity, ...]
+    max_out_of_orderness_ms: int = 5_000
+    max_future_ms: int = 86_400_000  # events further ahead of the newest seen are rejected
+    min_time_ms: int = 946_684_800_000  # 2000-01-01: earlier timestamps are rejected
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str
+    labels: str
+    scores: str
+    dead_letter: str
+    late: str
+    fairness: str
+    drift: str
+
+    def all(self) -> tuple[str, ...]:
+        return (self.events, self.labels, self.scores, self.dead_letter, self.late, self.fairness, self.drift)
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str
+    group_id: str
+    topics: Topics
+    partitions: int = 1
+    properties: tuple[tuple[str, str], ...] = ()  # passed to every client (security settings)
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    event_id: str
+    label: str
+    label_time: str
+    timeout_ms: int
+    positive: int = 1
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    version: str = "current"
+    threshold: float = 0.5
+    raw_inputs: tuple[str, ...] = ()  # event fields the model takes besides the features
+    intra_op_threads: int = 1
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    window_ms: int
+    min_group_count: int = 30
+    four_fifths: float = 0.8
+    drift_min_rows: int = 100
+    drift_sample_cap: int = 2000
+    drift_share: float = 0.5
+    project: str = "rtml"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    name: str
+    parallelism: int = 1
+    execution_mode: str = "process"
+    checkpoint_interval_ms: int = 5_000
+    delivery: str = "exactly-once"
+    transaction_timeout_ms: int = 600_000
+    state_backend: str = "hashmap"
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    job: JobSettings
+    kafka: KafkaSettings
+    schema: EventSchema
+    labels: LabelSettings
+    features: FeatureSet
+    model: ModelSettings
+    monitoring: MonitoringSettings
+    source: str = field(default="", compare=False)  # the file it came from
+
+    def with_bootstrap(self, servers: str) -> JobConfig:
+        return replace(self, kafka=replace(self.kafka, bootstrap_servers=servers))
+
+    def with_topic_prefix(self, prefix: str) -> JobConfig:
+        t = self.kafka.topics
+        topics = Topics(*(prefix + name for name in t.all()))
+        return replace(self, kafka=replace(self.kafka, topics=topics, group_id=prefix + self.kafka.group_id))
+
+    @property
+    def model_inputs(self) -> tuple[str, ...]:
+        """Columns the job can offer the model: raw inputs then features, in order."""
+        return self.model.raw_inputs + self.features.names
+
+
+# ---------------------------------------------------------------------------------------
+def load_config(path: str | Path) -> JobConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"job config {p} does not exist", hint="pass --config with the path of a TOML job config, e.g. deploy/configs/cards.toml")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}", hint="fix the syntax at the line named") from None
+    return parse_config(raw, source=str(p))
+
+
+def _section(raw: dict, name: str, src: str) -> dict:
+    sec = raw.get(name)
+    if not isinstance(sec, dict):
+        raise ConfigError(f"{src}: missing section [{name}]", hint=f"add a [{name}] table; see deploy/configs/cards.toml")
+    return sec
+
+
+def _req(sec: dict, key: str, where: str) -> Any:
+    if key not in sec:
+        raise ConfigError(f"{where}: missing key '{key}'", hint=f"add {key} = ... under {where}")
+    return sec[key]
+
+
+def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
+    src = source
+    j = _section(raw, "job", src)
+    job = JobSettings(
+        name=str(_req(j, "name", "[job]")),
+        parallelism=int(j.get("parallelism", 1)),
+        execution_mode=str(j.get("execution_mode", "process")),
+        checkpoint_interval_ms=parse_duration(j.get("checkpoint_interval", "5s"), "[job] checkpoint_interval"),
+        delivery=str(j.get("delivery", "exactly-once")),
+        transaction_timeout_ms=parse_duration(j.get("transaction_timeout", "10m"), "[job] transaction_timeout"),
+        state_backend=str(j.get("state_backend", "hashmap")),
+    )
+    if job.delivery not in ("exactly-once", "at-least-once"):
+        raise ConfigError(f"[job] delivery = {job.delivery!r} is not supported", hint="use 'exactly-once' or 'at-least-once'")
+    if job.execution_mode not in ("process", "thread"):
+        raise ConfigError(f"[job] execution_mode = {job.execution_mode!r} is not supported", hint="use 'process' or 'thread'")
+    if job.state_backend not in ("hashmap", "rocksdb"):
+        raise ConfigError(f"[job] state_backend = {job.state_backend!r} is not supported", hint="use 'hashmap' or 'rocksdb'")
+
+    k = _section(raw, "kafka", src)
+    t = _req(k, "topics", "[kafka]")
+    try:
+        topics = Topics(**{name: str(t[name]) for name in Topics.__dataclass_fields__})
+    except KeyError as e:
+        raise ConfigError(f"[kafka.topics]: missing topic {e}", hint="name all of events, labels, scores, dead_letter, late, fairness, drift") from None
+    kafka = KafkaSettings(
+        bootstrap_servers=str(k.get("bootstrap_servers", "127.0.0.1:9092")),
+        group_id=str(k.get("group_id", job.name)),
+        topics=topics,
+        partitions=int(k.get("partitions", 1)),
+        properties=tuple(sorted((str(a), str(b)) for a, b in k.get("properties", {}).items())),
+    )
+
+    s = _section(raw, "schema", src)
+    fields_raw = _req(s, "fields", "[schema]")
+    fields: list[FieldSpec] = []
+    for name, spec in fields_raw.items():
+        ftype = spec.get("type")
+        if ftype not in FIELD_TYPES:
+            raise ConfigError(f"[schema.fields] {name}: type {ftype!r} is unknown", hint=f"use one of {', '.join(FIELD_TYPES)}")
+        fields.append(
+            FieldSpec(
+                name=name,
+                type=ftype,
+                required=bool(spec.get("required", True)),
+                min=spec.get("min"),
+                max=spec.get("max"),
+                values=tuple(str(v) for v in spec.get("values", ())),
+                max_length=int(spec.get("max_length", 256)),
+            )
+        )
+    names = {f.name for f in fields}
+    entities = tuple(Entity(name=str(n), key=str(v)) for n, v in _req(s, "entities", "[schema]").items())
+    schema = EventSchema(
+        fields=tuple(fields),
+        event_id=str(_req(s, "event_id", "[schema]")),
+        event_time=str(_req(s, "event_time", "[schema]")),
+        sensitive_attribute=s.get("sensitive_attribute"),
+        entities=entities,
+        max_out_of_orderness_ms=parse_duration(s.get("max_out_of_orderness", "5s"), "[schema] max_out_of_orderness"),
+        max_future_ms=parse_duration(s.get("max_future", "1d"), "[schema] max_future"),
+    )
+    for ref, what in [(schema.event_id, "event_id"), (schema.event_time, "event_time"), *((e.key, f"entities.{e.name}") for e in entities)]:
+        if ref not in names:
+            raise ConfigError(f"[schema] {what} names field {ref!r}, which [schema.fields] does not declare", hint="declare the field or fix the name")
+    if schema.field(schema.event_time).type != "timestamp":
+        raise ConfigError(f"[schema] event_time field {schema.event_time!r} must have type 'timestamp'", hint="set its type to 'timestamp'")
+    if schema.sensitive_attribute is not None and schema.sensitive_attribute not in names:
+        raise ConfigError(f"[schema] sensitive_attribute {schema.sensitive_attribute!r} is not a declared field", hint="declare it in [schema.fields]")
+
+    lab = _section(raw, "labels", src)
+    labels = LabelSettings(
+        event_id=str(lab.get("event_id", "event_id")),
+        label=str(lab.get("label", "label")),
+        label_time=str(lab.get("label_time", "label_time")),
+        timeout_ms=parse_duration(lab.get("timeout", "7d"), "[labels] timeout"),
+        positive=int(lab.get("positive", 1)),
+    )
+
+    features = _parse_features(raw, schema)
+
+    m = _section(raw, "model", src)
+    model = ModelSettings(
+        name=str(_req(m, "name", "[model]")),
+        version=str(m.get("version", "current")),
+        threshold=float(m.get("threshold", 0.5)),
+        raw_inputs=tuple(str(x) for x in m.get("raw_inputs", ())),
+        intra_op_threads=int(m.get("intra_op_threads", 1)),
+    )
+    for r in model.raw_inputs:
+        if r not in names:
+            raise ConfigError(f"[model] raw_inputs names {r!r}, which is not a declared field", hint="declare it in [schema.fields] or remove it")
+
+    mo = _section(raw, "monitoring", src)
+    monitoring = MonitoringSettings(
+        window_ms=parse_duration(mo.get("window", "1h"), "[monitoring] window"),
+        min_group_count=int(mo.get("min_group_count", 30)),
+        four_fifths=float(mo.get("four_fifths", 0.8)),
+        drift_min_rows=int(mo.get("drift_min_rows", 100)),
+        drift_sample_cap=int(mo.get("drift_sample_cap", 2000)),
+        drift_share=float(mo.get("drift_share", 0.5)),
+        project=str(mo.get("project", job.name)),
+    )
+    return JobConfig(job, kafka, schema, labels, features, model, monitoring, source=source)
+
+
+def _parse_features(raw: dict, schema: EventSchema) -> FeatureSet:
+    opts = raw.get("feature_options", {})
+    blocks = raw.get("features", [])
+    if not blocks:
+        raise ConfigError("no [[features]] declared", hint="declare at least one [[features]] block; see deploy/configs/cards.toml")
+    entity_names = {e.name for e in schema.entities}
+    specs: list[FeatureSpec] = []
+    numeric: set[str] = set()
+    for i, b in enumerate(blocks):
+        where = f"[[features]] #{i + 1}"
+        entity = str(_req(b, "entity", where))
+        if entity not in entity_names:
+            raise ConfigError(f"{where}: entity {entity!r} is not declared", hint=f"use one of {sorted(entity_names)} or add it to [schema.entities]")
+        fld = b.get("field")
+        windows = [parse_duration(w, f"{where} windows") for w in b.get("windows", [])]
+        for agg in b.get("aggregations", []):
+            if agg not in AGGREGATIONS:
+                raise ConfigError(f"{where}: aggregation {agg!r} is unknown", hint=f"use one of {', '.join(AGGREGATIONS)}")
+            needs_field, needs_window = AGGREGATIONS[agg]
+            if needs_field:
+                if fld is None:
+                    raise ConfigError(f"{where}: aggregation {agg!r} needs a field", hint="add field = \"...\" to the block")
+                try:
+                    ftype = schema.field(fld).type
+                except KeyError:
+                    raise ConfigError(f"{where}: field {fld!r} is not declared", hint="declare it in [schema.fields]") from None
+                if agg != "distinct":
+                    if ftype not in ("float", "int"):
+                        raise ConfigError(f"{where}: {agg!r} needs a numeric field, {fld!r} is {ftype}", hint="use 'distinct' for non-numeric fields")
+                    numeric.add(fld)
+            if needs_window:
+                if not windows:
+                    raise ConfigError(f"{where}: aggregation {agg!r} needs windows", hint="add windows = [\"1h\", \"24h\"]")
+                for w in windows:
+                    specs.append(FeatureSpec(entity, agg, fld if needs_field else None, w))
+            else:
+                specs.append(FeatureSpec(entity, agg, fld if needs_field else None, None))
+    names = [s.name for s in specs]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ConfigError(f"features declared twice: {sorted(dupes)}", hint="remove the duplicate aggregations or windows")
+    return FeatureSet(
+        specs=tuple(specs),
+        tiles_per_window=int(opts.get("tiles_per_window", 12)),
+        distinct_capacity=int(opts.get("distinct_capacity", 64)),
+        allowed_lateness_ms=parse_duration(opts.get("allowed_lateness", "1h"), "[feature_options] allowed_lateness"),
+        ttl_ms=parse_duration(opts.get("ttl", "30d"), "[feature_options] ttl"),
+        numeric_fields=frozenset(numeric),
+    )

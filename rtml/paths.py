@@ -1,0 +1,37 @@
+"""Where rtml keeps what it generates: jars, broker data, registry, report workspace.
+
+Everything lives under one ignored folder, ``$RTML_HOME`` (default ``<repo>/.rtml``), so a
+clean clone stays clean and ``rm -rf .rtml`` resets a machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEPLOY_DIR = REPO_ROOT / "deploy"
+
+
+def home() -> Path:
+    return Path(os.environ.get("RTML_HOME", REPO_ROOT / ".rtml")).resolve()
+
+
+def jars_dir() -> Path:
+    return home() / "jars"
+
+
+def registry_dir() -> Path:
+    return home() / "registry"
+
+
+def workspace_dir() -> Path:
+    return home() / "workspace"
+
+
+def artifacts_dir() -> Path:
+    return home() / "artifacts"
+
+
+def data_dir() -> Path:
+    return home() / "data"

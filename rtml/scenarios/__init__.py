@@ -1,0 +1,1 @@
+"""Seeded data generators with known ground truth (drift, bias, bad records)."""
