@@ -6,8 +6,9 @@ Ground truth is known by construction:
 - labels (``is_fraud``) arrive later on their own stream: fraud after a chargeback delay,
   legitimate events once they mature; a share of events is never labelled;
 - drift: from ``drift_at_ms`` amounts grow by ``drift_size`` and the channel mix moves online;
-- bias: a share ``bias`` of the legitimate events of the protected age band look fraud-like
-  (online, foreign, larger amounts), so a model trained on them flags that group more;
+- bias (historical label bias): a share ``bias`` of the protected age band's otherwise
+  legitimate events look unusual (online, foreign, larger amounts) *and were labelled fraud*,
+  so a model trained on these labels flags that group more;
 - bad records: a share ``bad_fraction`` of raw records is malformed in one known way each.
 """
 
@@ -130,8 +131,8 @@ def generate(opts: ScenarioOptions) -> Scenario:
         }
         sc.events.append(ev)
         if rng.random() < opts.label_coverage:
-            delay = rng.exponential(6 * HOUR_MS) if fraud else rng.uniform(12 * HOUR_MS, 36 * HOUR_MS)
-            sc.labels.append({"event_id": ev["event_id"], "is_fraud": int(fraud), "label_time": int(t + delay)})
+            delay = rng.exponential(6 * HOUR_MS) if fraud or biased else rng.uniform(12 * HOUR_MS, 36 * HOUR_MS)
+            sc.labels.append({"event_id": ev["event_id"], "is_fraud": int(fraud or biased), "label_time": int(t + delay)})
     sc.labels.sort(key=lambda lab: lab["label_time"])
 
     n_bad = int(round(len(sc.events) * opts.bad_fraction))

@@ -1,0 +1,1 @@
+"""Training, ONNX export and validation, and the model registry."""

@@ -1,0 +1,138 @@
+"""Export a trained model to ONNX, prove parity, and publish it to the registry."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.metadata import ModelInput, ModelMetadata
+from models.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, ModelVersion, Registry
+from models.train import frame_for_model
+from rtml.errors import ModelError, ParityError
+from udfs.scoring import OnnxScorer
+
+DEFAULT_TOLERANCE = 1e-4
+PROBA_OUTPUT = "probabilities"
+
+
+def to_onnx(pipe: Any, inputs: tuple[ModelInput, ...]) -> bytes:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    types = [(i.name, StringTensorType([None, 1]) if i.type == "string" else FloatTensorType([None, 1])) for i in inputs]
+    clf = pipe.steps[-1][1] if hasattr(pipe, "steps") else pipe
+    try:
+        onx = convert_sklearn(pipe, initial_types=types, options={id(clf): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    except Exception as e:  # skl2onnx raises many types for unsupported models
+        raise ModelError(f"cannot convert {type(clf).__name__} to ONNX: {str(e).splitlines()[0][:200]}", hint="use a scikit-learn estimator skl2onnx supports") from None
+    return onx.SerializeToString()
+
+
+def parity(pipe: Any, onnx_bytes: bytes, rows: pd.DataFrame, inputs: tuple[ModelInput, ...], tolerance: float) -> dict[str, Any]:
+    """Max absolute difference of the positive-class probability, original vs ONNX."""
+    x = frame_for_model(rows, inputs)
+    expected = pipe.predict_proba(x)[:, 1]
+    scorer = OnnxScorer(onnx_bytes, inputs, PROBA_OUTPUT)
+    got = scorer.score(x.to_dict("records"))
+    diff = np.abs(expected - got)
+    return {
+        "rows": int(len(rows)),
+        "max_abs_diff": float(diff.max()) if len(diff) else 0.0,
+        "mean_abs_diff": float(diff.mean()) if len(diff) else 0.0,
+        "tolerance": tolerance,
+        "decisions_flipped": int(np.sum((expected >= 0.5) != (got >= 0.5))),
+    }
+
+
+def model_card(meta: ModelMetadata) -> str:
+    m = meta.training.get("metrics", {})
+    lines = [
+        f"# Model card: {meta.name} v{meta.version}",
+        "",
+        f"- Created: {meta.created_at}",
+        f"- Model: {meta.framework}, exported to ONNX (sha256 `{meta.onnx_sha256[:16]}...`)",
+        f"- Output: `{meta.output}`[:, 1] = probability of label {meta.positive_label}; flagged when >= {meta.threshold}",
+        f"- Favourable outcome for the subject: prediction {meta.favourable_outcome} (not flagged)",
+        f"- Sensitive attribute monitored: `{meta.sensitive_attribute}`",
+        f"- Inputs: {len(meta.inputs)} ({sum(i.type == 'string' for i in meta.inputs)} categorical); feature set `{meta.feature_set_fingerprint}`",
+        f"- Training data fingerprint: `{meta.training.get('data_fingerprint')}`, {m.get('rows_train')} rows; held out {m.get('rows_holdout')} rows (latest by event time)",
+        "",
+        "## Held-out metrics",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for k in ("roc_auc", "average_precision", "precision_at_threshold", "recall_at_threshold"):
+        v = m.get(k)
+        lines.append(f"| {k} | {'n/a' if v is None else f'{v:.4f}'} |")
+    if m.get("flag_rate_by_group"):
+        lines += ["", "## Flag rate by group (held out)", "", "| group | flag rate |", "|---|---|"]
+        lines += [f"| {g} | {r:.4f} |" for g, r in m["flag_rate_by_group"].items()]
+    p = meta.parity
+    lines += [
+        "",
+        "## ONNX parity",
+        "",
+        f"Max absolute probability difference {p.get('max_abs_diff', float('nan')):.2e} over {p.get('rows')} held-out rows (tolerance {p.get('tolerance')}); {p.get('decisions_flipped')} decisions flipped.",
+        "",
+        "## Limits",
+        "",
+        "Trained on synthetic card transactions from the seeded generator; not for real decisions.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export(artifacts: Path, registry: Registry, tolerance: float = DEFAULT_TOLERANCE, make_current: bool = True, progress=print) -> ModelVersion:
+    import joblib
+
+    info_path = artifacts / "training.json"
+    if not info_path.is_file():
+        raise ModelError(f"no trained model in {artifacts}", hint="run `rtml train` first")
+    info = json.loads(info_path.read_text())
+    pipe = joblib.load(artifacts / "model.joblib")  # our own local artifact, never from a stream
+    hold = pd.read_parquet(artifacts / "holdout.parquet")
+    inputs = tuple(ModelInput(n, t) for n, t in info["inputs"])
+    progress(f"converting {info['framework']} with {len(inputs)} inputs to ONNX")
+    onnx_bytes = to_onnx(pipe, inputs)
+    par = parity(pipe, onnx_bytes, hold, inputs, tolerance)
+    progress(f"parity on {par['rows']} held-out rows: max |p_sklearn - p_onnx| = {par['max_abs_diff']:.2e} (tolerance {tolerance})")
+    if not par["max_abs_diff"] <= tolerance:
+        raise ParityError(
+            f"ONNX parity failed: max probability difference {par['max_abs_diff']:.3g} > tolerance {tolerance} on {par['rows']} rows",
+            hint="check for float64-sensitive preprocessing (e.g. a scaler before trees) or raise --tolerance knowingly",
+        )
+    import hashlib
+
+    name = info["model_name"]
+    version = registry.next_version(name)
+    meta = ModelMetadata(
+        name=name,
+        version=version,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        framework=info["framework"],
+        inputs=inputs,
+        output=PROBA_OUTPUT,
+        positive_label=int(info["positive_label"]),
+        favourable_outcome=0,
+        threshold=float(info["threshold"]),
+        sensitive_attribute=info.get("sensitive_attribute"),
+        feature_set_fingerprint=info["feature_set_fingerprint"],
+        onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
+        training={"data_fingerprint": info["data_fingerprint"], "metrics": info["metrics"]},
+        parity=par,
+    )
+    ref = io.BytesIO((artifacts / "reference.parquet").read_bytes())
+    registry.publish(
+        name,
+        version,
+        {MODEL_FILE: onnx_bytes, METADATA_FILE: meta.to_json().encode(), CARD_FILE: model_card(meta).encode(), meta.reference_file: ref.getvalue()},
+        make_current=make_current,
+    )
+    return replace(registry.resolve(name, version))

@@ -1,0 +1,116 @@
+"""Train a gradient-boosted classifier on offline features; save it for export.
+
+Artifacts (``<artifacts>/<model name>/``): ``model.joblib`` (the fitted sklearn pipeline, only
+ever loaded from this local folder), ``holdout.parquet`` (rows for the parity check and
+metrics), ``reference.parquet`` (the drift reference sample, with the model's score) and
+``training.json`` (inputs, metrics, data fingerprint).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.dataset import LABEL_COLUMN, fingerprint
+from models.metadata import ModelInput
+from rtml.config import JobConfig
+from rtml.errors import ModelError
+
+SCORE_COLUMN = "score"
+REFERENCE_ROWS = 2000
+
+
+def model_inputs(cfg: JobConfig) -> tuple[ModelInput, ...]:
+    out = []
+    for name in cfg.model.raw_inputs:
+        t = cfg.schema.field(name).type
+        out.append(ModelInput(name, "string" if t in ("string", "category") else "float"))
+    out += [ModelInput(n, "float") for n in cfg.features.names]
+    return tuple(out)
+
+
+def frame_for_model(df: pd.DataFrame, inputs: tuple[ModelInput, ...]) -> pd.DataFrame:
+    """The exact columns and dtypes the pipeline (and the ONNX model) take."""
+    out = pd.DataFrame(index=df.index)
+    for i in inputs:
+        out[i.name] = df[i.name].astype(str) if i.type == "string" else df[i.name].astype(np.float32)
+    return out
+
+
+def make_pipeline(inputs: tuple[ModelInput, ...], seed: int):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    cats = [i.name for i in inputs if i.type == "string"]
+    nums = [i.name for i in inputs if i.type == "float"]
+    pre = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats), ("num", "passthrough", nums)],
+        sparse_threshold=0.0,
+    )
+    clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=31, random_state=seed)
+    return Pipeline([("pre", pre), ("clf", clf)])
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    artifacts: Path
+    metrics: dict[str, Any]
+
+
+def train(cfg: JobConfig, df: pd.DataFrame, out_dir: Path, seed: int = 0, progress=print) -> TrainResult:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    inputs = model_inputs(cfg)
+    df = df.sort_values("__event_time__", kind="stable").reset_index(drop=True)
+    cut = int(len(df) * 0.8)
+    train_df, hold_df = df.iloc[:cut], df.iloc[cut:]
+    y_train = train_df[LABEL_COLUMN].to_numpy()
+    if len(np.unique(y_train)) < 2:
+        raise ModelError("the training rows hold only one class", hint="generate or supply more history with both outcomes")
+    pipe = make_pipeline(inputs, seed)
+    progress(f"fitting on {len(train_df)} rows ({int(y_train.sum())} positive), {len(inputs)} inputs")
+    pipe.fit(frame_for_model(train_df, inputs), y_train)
+    p_hold = pipe.predict_proba(frame_for_model(hold_df, inputs))[:, 1]
+    y_hold = hold_df[LABEL_COLUMN].to_numpy()
+    flagged = p_hold >= cfg.model.threshold
+    metrics: dict[str, Any] = {
+        "rows_train": int(len(train_df)),
+        "rows_holdout": int(len(hold_df)),
+        "positive_rate_train": float(y_train.mean()),
+        "roc_auc": float(roc_auc_score(y_hold, p_hold)) if len(np.unique(y_hold)) > 1 else None,
+        "average_precision": float(average_precision_score(y_hold, p_hold)) if len(np.unique(y_hold)) > 1 else None,
+        "precision_at_threshold": float(y_hold[flagged].mean()) if flagged.any() else None,
+        "recall_at_threshold": float(flagged[y_hold == 1].mean()) if (y_hold == 1).any() else None,
+    }
+    if "__group__" in hold_df:
+        metrics["flag_rate_by_group"] = {str(g): float(flagged[(hold_df["__group__"] == g).to_numpy()].mean()) for g in sorted(hold_df["__group__"].unique())}
+
+    import joblib
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipe, out_dir / "model.joblib")
+    hold_df.to_parquet(out_dir / "holdout.parquet", index=False)
+    ref = hold_df.sample(n=min(REFERENCE_ROWS, len(hold_df)), random_state=seed).copy()
+    ref[SCORE_COLUMN] = pipe.predict_proba(frame_for_model(ref, inputs))[:, 1]
+    cols = [i.name for i in inputs] + [SCORE_COLUMN] + (["__group__"] if "__group__" in ref else [])
+    ref[cols].to_parquet(out_dir / "reference.parquet", index=False)
+    info = {
+        "model_name": cfg.model.name,
+        "framework": f"sklearn {type(pipe.named_steps['clf']).__name__}",
+        "inputs": [[i.name, i.type] for i in inputs],
+        "feature_set_fingerprint": cfg.features.fingerprint(),
+        "data_fingerprint": fingerprint(df),
+        "threshold": cfg.model.threshold,
+        "positive_label": cfg.labels.positive,
+        "sensitive_attribute": cfg.schema.sensitive_attribute,
+        "metrics": metrics,
+    }
+    (out_dir / "training.json").write_text(json.dumps(info, indent=2))
+    return TrainResult(out_dir, metrics)
