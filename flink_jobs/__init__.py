@@ -1,0 +1,1 @@
+"""Job graphs and entry points: the only place that wires streams."""

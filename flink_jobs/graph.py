@@ -1,0 +1,123 @@
+"""The rtml job graph.
+
+    events topic -> parse/validate --(bad)--> dead-letter topic
+                 -> event time + watermarks
+                 -> key by entity 1 -> features (state) --(late)--> late-events topic
+                 -> key by entity 2 -> features (state) ...
+                 -> score (ONNX Runtime) -> scores topic
+                        |-> key by event id <- labels topic (parse, event time)
+                        |       label join (state, time-out) -> outcomes
+                        |-> fairness per window (predictions + outcomes) -> fairness topic
+                        '-> drift per window (Evidently, workspace)       -> drift topic
+
+Every stateful operator has a stable uid (savepoints map state by uid) and a name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyflink.common import Duration, Types, WatermarkStrategy
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+
+from flink_jobs import kafka_io
+from flink_jobs.options import RunOptions
+from flink_jobs.tags import DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS
+from models.registry import Registry
+from rtml.config import JobConfig
+from udfs.flink.features import EntityFeaturesFunction
+from udfs.flink.monitoring import DriftFunction, FairnessFunction, LabelJoinFunction
+from udfs.flink.parse import ParseEvents, ParseLabels
+from udfs.flink.records import ConstantKey, FieldKey, FieldTimestamp, to_json_nan_safe
+from udfs.flink.scoring import ScoreFunction
+from udfs.scoring import OnnxScorer
+
+RECORD = Types.PICKLED_BYTE_ARRAY()  # in-cluster records between Python operators
+IDLE_SOURCE_TIMEOUT_S = 30
+
+
+def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStrategy:
+    ws = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.schema.max_out_of_orderness_ms)).with_timestamp_assigner(FieldTimestamp(time_field))
+    return ws if bounded else ws.with_idleness(Duration.of_seconds(IDLE_SOURCE_TIMEOUT_S))
+
+
+def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str, jsonify: bool = True) -> None:
+    if jsonify:
+        stream = stream.map(to_json_nan_safe, output_type=Types.STRING()).uid(f"{uid}-json").name(f"{uid} to JSON")
+    stream.sink_to(kafka_io.sink(cfg, topic)).uid(f"sink-{uid}").name(f"{uid} -> {topic}")
+
+
+def check_model(cfg: JobConfig, opts: RunOptions) -> int:
+    """Refuse to build a job whose model does not fit it; returns the favourable outcome."""
+    reg = Registry(Path(opts.registry))
+    mv = reg.resolve(cfg.model.name, opts.model_version)
+    reg.verify(mv)
+    OnnxScorer.from_metadata(mv.onnx_path, mv.metadata).check_columns(cfg.model_inputs)
+    return mv.metadata.favourable_outcome
+
+
+def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
+    favourable = check_model(cfg, opts)
+    s = cfg.schema
+    t = cfg.kafka.topics
+
+    # -- events: parse, validate, event time -----------------------------------------------
+    raw = env.from_source(kafka_io.source(cfg, t.events, opts.bounded), WatermarkStrategy.no_watermarks(), "events source").uid("source-events")
+    parsed = raw.process(ParseEvents(s, DEAD_LETTERS, t.events), output_type=RECORD).uid("parse-events").name("parse and validate events")
+    stream = parsed.assign_timestamps_and_watermarks(_watermarks(cfg, s.event_time, opts.bounded)).uid("event-time").name("event time")
+
+    # -- per-entity features in keyed state ---------------------------------------------------
+    late: list[DataStream] = []
+    for entity in s.entities:
+        if entity.name not in cfg.features.entities:
+            continue
+        stream = (
+            stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
+            .process(EntityFeaturesFunction(entity, cfg.features.for_entity(entity.name), LATE_EVENTS), output_type=RECORD)
+            .uid(f"features-{entity.name}")
+            .name(f"features by {entity.key}")
+        )
+        late.append(stream.get_side_output(LATE_EVENTS))
+
+    # -- scoring ------------------------------------------------------------------------------
+    scored = stream.process(ScoreFunction(cfg, opts.registry, opts.model_version), output_type=RECORD).uid("score").name("score (ONNX Runtime)")
+    _to_topic(cfg, scored, t.scores, "scores")
+
+    # -- labels ---------------------------------------------------------------------------------
+    labels_raw = env.from_source(kafka_io.source(cfg, t.labels, opts.bounded), WatermarkStrategy.no_watermarks(), "labels source").uid("source-labels")
+    labels_parsed = labels_raw.process(ParseLabels(cfg.labels, LABEL_DEAD_LETTERS, t.labels), output_type=RECORD).uid("parse-labels").name("parse labels")
+    labels = labels_parsed.assign_timestamps_and_watermarks(_watermarks(cfg, "label_time", opts.bounded)).uid("label-time").name("label time")
+
+    # -- dead letters and late events -------------------------------------------------------------
+    dead = parsed.get_side_output(DEAD_LETTERS).union(labels_parsed.get_side_output(LABEL_DEAD_LETTERS))
+    _to_topic(cfg, dead, t.dead_letter, "dead-letters", jsonify=False)
+    if late:
+        late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
+        _to_topic(cfg, late_all, t.late, "late-events", jsonify=False)
+
+    # -- fairness: label join, then windows ---------------------------------------------------
+    if s.sensitive_attribute:
+        outcomes = (
+            scored.connect(labels)
+            .key_by(FieldKey(s.event_id), FieldKey("event_id"), key_type=Types.STRING())
+            .process(LabelJoinFunction(cfg, favourable), output_type=RECORD)
+            .uid("label-join")
+            .name("join late labels by event id")
+        )
+        fairness = (
+            scored.connect(outcomes)
+            .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
+            .process(FairnessFunction(cfg, favourable, opts.model_version), output_type=RECORD)
+            .uid("fairness")
+            .name("fairness per window")
+        )
+        _to_topic(cfg, fairness, t.fairness, "fairness")
+
+    # -- drift (Evidently), off the scoring path -------------------------------------------------
+    drift = (
+        scored.key_by(ConstantKey(), key_type=Types.STRING())
+        .process(DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace), output_type=RECORD)
+        .uid("drift")
+        .name("drift per window (Evidently)")
+    )
+    _to_topic(cfg, drift, t.drift, "drift")

@@ -1,0 +1,78 @@
+"""Entry point of the rtml job.
+
+Embedded MiniCluster:  python -m flink_jobs.job --config deploy/configs/cards.toml ...
+On a session cluster:  flink run -m HOST:PORT --jarfile <kafka connector jar> -py flink_jobs/job.py -- ...
+(``rtml run`` and ``rtml submit`` build these command lines.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# `flink run -py` executes this file as a script: make the project importable from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rtml.errors import RtmlError  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="flink_jobs.job", description="Run the rtml scoring job")
+    p.add_argument("--config", required=True)
+    p.add_argument("--registry", required=True)
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--model-version", default="current")
+    p.add_argument("--bootstrap", default=None, help="override [kafka] bootstrap_servers")
+    p.add_argument("--topic-prefix", default="", help="prefix every topic and the group id (tests)")
+    p.add_argument("--bounded", action="store_true", help="stop at the topics' end offsets as of job start")
+    p.add_argument("--jar", action="append", default=[], help="connector jar URL for embedded runs")
+    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--parallelism", type=int, default=None)
+    p.add_argument("--detached", action="store_true", help="submit and return instead of waiting")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dataclasses import replace
+
+    from flink_jobs.environment import create_env
+    from flink_jobs.graph import build
+    from flink_jobs.options import RunOptions
+    from models.registry import Registry
+    from rtml.config import load_config
+
+    a = parse_args(argv)
+    try:
+        cfg = load_config(a.config)
+        if a.bootstrap:
+            cfg = cfg.with_bootstrap(a.bootstrap)
+        if a.topic_prefix:
+            cfg = cfg.with_topic_prefix(a.topic_prefix)
+        if a.parallelism:
+            cfg = replace(cfg, job=replace(cfg.job, parallelism=a.parallelism))
+        version = Registry(Path(a.registry)).resolve(cfg.model.name, a.model_version).metadata.version
+        opts = RunOptions(
+            registry=str(Path(a.registry).resolve()),
+            workspace=str(Path(a.workspace).resolve()),
+            model_version=version,
+            bounded=a.bounded,
+            jars=tuple(a.jar),
+            checkpoint_dir=a.checkpoint_dir,
+        )
+        env = create_env(cfg, opts)
+        build(env, cfg, opts)
+        print(f"rtml: job {cfg.job.name!r} built: model {cfg.model.name} v{version}, topics from {cfg.kafka.topics.events!r}", flush=True)
+        if a.detached:
+            client = env.execute_async(cfg.job.name)
+            print(f"rtml: submitted job id {client.get_job_id()}", flush=True)
+        else:
+            env.execute(cfg.job.name)
+    except RtmlError as e:
+        print(f"rtml: error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

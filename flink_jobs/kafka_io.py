@@ -1,0 +1,48 @@
+"""Kafka sources and sinks built from the job config."""
+
+from __future__ import annotations
+
+from pyflink.common.serialization import SimpleStringSchema
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
+
+from rtml.config import JobConfig
+
+
+def source(cfg: JobConfig, topic: str, bounded: bool) -> KafkaSource:
+    b = (
+        KafkaSource.builder()
+        .set_bootstrap_servers(cfg.kafka.bootstrap_servers)
+        .set_topics(topic)
+        .set_group_id(cfg.kafka.group_id)
+        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
+        .set_value_only_deserializer(SimpleStringSchema())
+        .set_property("isolation.level", "read_committed")
+        .set_property("commit.offsets.on.checkpoint", "true")
+    )
+    for k, v in cfg.kafka.properties:
+        b = b.set_property(k, v)
+    if bounded:
+        b = b.set_bounded(KafkaOffsetsInitializer.latest())
+    return b.build()
+
+
+def sink(cfg: JobConfig, topic: str) -> KafkaSink:
+    exactly_once = cfg.job.delivery == "exactly-once"
+    b = (
+        KafkaSink.builder()
+        .set_bootstrap_servers(cfg.kafka.bootstrap_servers)
+        .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic).set_value_serialization_schema(SimpleStringSchema()).build())
+        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE if exactly_once else DeliveryGuarantee.AT_LEAST_ONCE)
+    )
+    if exactly_once:
+        b = b.set_transactional_id_prefix(f"{cfg.job.name}-{topic}").set_property("transaction.timeout.ms", str(cfg.job.transaction_timeout_ms))
+    for k, v in cfg.kafka.properties:
+        b = b.set_property(k, v)
+    return b.build()

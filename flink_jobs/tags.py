@@ -1,0 +1,8 @@
+"""Every output tag of the job, defined once and reused by the graph."""
+
+from pyflink.common import Types
+from pyflink.datastream import OutputTag
+
+DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
+LABEL_DEAD_LETTERS = OutputTag("label-dead-letters", Types.STRING())
+LATE_EVENTS = OutputTag("late-events", Types.STRING())

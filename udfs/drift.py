@@ -1,0 +1,117 @@
+"""Drift of features and predictions per window, computed with Evidently against a reference.
+
+Evidently is imported lazily (it takes seconds and hundreds of MB): only the drift operator
+and the review commands pay for it, never the scoring path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class DriftColumns:
+    numerical: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.numerical + self.categorical
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class ReportWorkspace:
+    """The Evidently workspace the drift snapshots go to (one project per job)."""
+
+    def __init__(self, path: Path, project: str) -> None:
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        from evidently.ui.workspace import Workspace
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.ws = Workspace.create(str(path))
+        found = self.ws.search_project(project)
+        self.project = found[0] if found else self.ws.create_project(project, description="rtml drift reports per window")
+
+    def add(self, snapshot: Any, name: str) -> str:
+        ref = self.ws.add_run(self.project.id, snapshot, name=name)
+        return str(getattr(ref, "id", ref))
+
+
+class DriftMonitor:
+    def __init__(self, reference: pd.DataFrame, columns: DriftColumns, drift_share: float = 0.5, workspace: ReportWorkspace | None = None) -> None:
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        from evidently import DataDefinition
+
+        self.columns = columns
+        self.drift_share = drift_share
+        self.workspace = workspace
+        self.definition = DataDefinition(numerical_columns=list(columns.numerical), categorical_columns=list(columns.categorical))
+        self.reference = self._frame(reference.to_dict("records"))
+
+    def _frame(self, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        df = pd.DataFrame.from_records(rows, columns=list(self.columns.all))
+        for c in self.columns.numerical:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+        for c in self.columns.categorical:
+            df[c] = df[c].astype(str)
+        return df
+
+    def evaluate(self, rows: Sequence[Mapping[str, Any]], window_start: int, window_end: int, model_version: str, tags: Sequence[str] = ()) -> dict[str, Any]:
+        from evidently import Dataset, Report
+        from evidently.presets import DataDriftPreset
+
+        cur = self._frame(rows)
+        report = Report([DataDriftPreset(drift_share=self.drift_share)], include_tests=True)
+        name = f"drift {iso(window_start)} .. {iso(window_end)} model v{model_version}"
+        snap = report.run(
+            Dataset.from_pandas(cur, data_definition=self.definition),
+            Dataset.from_pandas(self.reference, data_definition=self.definition),
+            timestamp=datetime.fromtimestamp(window_end / 1000, tz=UTC).replace(tzinfo=None),
+            metadata={"window_start": iso(window_start), "window_end": iso(window_end), "model_version": str(model_version), "rows": str(len(cur))},
+            tags=["drift", f"model-v{model_version}", *tags],
+            name=name,
+        )
+        summary = summarize(snap.dict())
+        summary.update({"window_start": window_start, "window_end": window_end, "model_version": str(model_version), "rows": len(cur)})
+        summary["dataset_drift"] = summary["drift_share"] >= self.drift_share
+        if self.workspace is not None:
+            summary["report_id"] = self.workspace.add(snap, name)
+        return summary
+
+
+def summarize(d: dict[str, Any]) -> dict[str, Any]:
+    """The compact drift event from an Evidently snapshot dict: per-column score and verdict."""
+    columns: dict[str, Any] = {}
+    share = math.nan
+    for m in d.get("metrics", []):
+        cfg = m.get("config", {})
+        kind = cfg.get("type", "")
+        if kind.endswith("DriftedColumnsCount"):
+            share = float(m["value"]["share"])
+        elif kind.endswith("ValueDrift"):
+            columns[cfg["column"]] = {"method": cfg.get("method"), "threshold": cfg.get("threshold"), "score": _num(m["value"])}
+    for t in d.get("tests", []):
+        params = t.get("metric_config", {}).get("params", {})
+        col = params.get("column")
+        if col in columns and params.get("type", "").endswith("ValueDrift"):
+            status = t.get("status")
+            columns[col]["drifted"] = str(getattr(status, "value", status)) == "FAIL"
+    return {"drift_share": share, "drifted_columns": sorted(c for c, v in columns.items() if v.get("drifted")), "columns": columns}
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan

@@ -1,0 +1,222 @@
+"""Monitoring operators: label join, fairness per window, drift per window (Evidently).
+
+They sit on their own branch after scoring, so their cost never delays a score.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+from rtml.config import JobConfig
+from udfs.fairness import FairnessWindow
+
+
+def window_start(ts: int, size: int) -> int:
+    return ts - (ts % size)
+
+
+class LabelJoinFunction(KeyedCoProcessFunction):
+    """Joins late labels to predictions by event id, in keyed state, with a time-out.
+
+    Input 1: scored events; input 2: parsed labels. Whichever arrives first waits in state
+    until the other comes or the label time-out passes (event time); emits one outcome.
+    """
+
+    def __init__(self, cfg: JobConfig, favourable: int) -> None:
+        self.group_field = cfg.schema.sensitive_attribute
+        self.time_field = cfg.schema.event_time
+        self.timeout = cfg.labels.timeout_ms
+        self.positive = cfg.labels.positive
+        self.favourable = favourable
+
+    def open(self, runtime_context: RuntimeContext):
+        self.pending = runtime_context.get_state(ValueStateDescriptor("label-join", Types.STRING()))
+
+    def _emit(self, pred: list, label: int) -> dict:
+        event_time, group, flagged = pred
+        predicted = 1 if flagged else 0
+        return {
+            "event_time": event_time,
+            "group": group,
+            "favourable_pred": predicted == self.favourable,
+            "favourable_label": (self.positive if label == self.positive else 1 - self.positive) == self.favourable,
+        }
+
+    def process_element1(self, value, ctx):
+        raw = self.pending.value()
+        pred = [value[self.time_field], str(value.get(self.group_field)), value["flagged"]]
+        if raw is not None and "l" in (doc := json.loads(raw)):
+            self.pending.clear()
+            yield self._emit(pred, doc["l"])
+            return
+        self.pending.update(json.dumps({"p": pred}))
+        ctx.timer_service().register_event_time_timer(pred[0] + self.timeout)
+
+    def process_element2(self, value, ctx):
+        raw = self.pending.value()
+        if raw is not None and "p" in (doc := json.loads(raw)):
+            self.pending.clear()
+            yield self._emit(doc["p"], value["label"])
+            return
+        self.pending.update(json.dumps({"l": value["label"]}))
+        ctx.timer_service().register_event_time_timer(value["label_time"] + self.timeout)
+
+    def on_timer(self, timestamp, ctx):
+        self.pending.clear()  # timed out: the window reports it as unlabelled
+        return iter(())
+
+
+class FairnessFunction(KeyedCoProcessFunction):
+    """Group fairness per tumbling event-time window; re-emitted as labels mature.
+
+    Input 1: scored events (predictions); input 2: joined outcomes. Emits ``provisional`` when
+    the window closes, ``update`` at each further window length while labels arrive, and
+    ``final`` once the label time-out has passed; then the window's state is dropped.
+    """
+
+    def __init__(self, cfg: JobConfig, favourable: int, model_version: str) -> None:
+        m = cfg.monitoring
+        self.size = m.window_ms
+        self.min_count = m.min_group_count
+        self.four_fifths = m.four_fifths
+        self.rounds = -(-cfg.labels.timeout_ms // m.window_ms)  # re-emissions until final
+        self.group_field = cfg.schema.sensitive_attribute
+        self.time_field = cfg.schema.event_time
+        self.favourable = favourable
+        self.model_version = model_version
+
+    def open(self, runtime_context: RuntimeContext):
+        self.windows = runtime_context.get_map_state(MapStateDescriptor("fairness-windows", Types.LONG(), Types.STRING()))
+
+    def _load(self, ws: int, ctx) -> dict | None:
+        raw = self.windows.get(ws)
+        if raw is not None:
+            return json.loads(raw)
+        if ws + self.size * (self.rounds + 1) <= ctx.timer_service().current_watermark():
+            return None  # the window was finalized already
+        for k in range(self.rounds + 1):
+            ctx.timer_service().register_event_time_timer(ws + self.size * (k + 1) - 1)
+        return {"c": {}, "emitted_labelled": -1}
+
+    def process_element1(self, value, ctx):
+        ws = window_start(value[self.time_field], self.size)
+        doc = self._load(ws, ctx)
+        if doc is None:
+            return
+        w = FairnessWindow.restore(doc["c"])
+        w.add_prediction(str(value.get(self.group_field)), (1 if value["flagged"] else 0) == self.favourable)
+        doc["c"] = w.snapshot()
+        self.windows.put(ws, json.dumps(doc))
+        return iter(())
+
+    def process_element2(self, value, ctx):
+        ws = window_start(value["event_time"], self.size)
+        doc = self._load(ws, ctx)
+        if doc is None:
+            return
+        w = FairnessWindow.restore(doc["c"])
+        w.add_outcome(value["group"], value["favourable_pred"], value["favourable_label"])
+        doc["c"] = w.snapshot()
+        self.windows.put(ws, json.dumps(doc))
+        return iter(())
+
+    def on_timer(self, timestamp, ctx):
+        from udfs.drift import iso
+
+        done = []
+        for ws, raw in list(self.windows.items()):
+            k, rem = divmod(timestamp + 1 - ws - self.size, self.size)
+            if rem or not 0 <= k <= self.rounds:
+                continue
+            doc = json.loads(raw)
+            report = FairnessWindow.restore(doc["c"]).report(self.min_count, self.four_fifths)
+            final = k == self.rounds
+            if final or k == 0 or report["labelled"] != doc["emitted_labelled"]:
+                report.update(
+                    {
+                        "window_start": ws,
+                        "window_end": ws + self.size,
+                        "window": f"{iso(ws)}..{iso(ws + self.size)}",
+                        "status": "final" if final else ("provisional" if k == 0 else "update"),
+                        "model_version": self.model_version,
+                    }
+                )
+                yield report
+            doc["emitted_labelled"] = report["labelled"]
+            if final:
+                done.append(ws)
+            else:
+                self.windows.put(ws, json.dumps(doc))
+        for ws in done:
+            self.windows.remove(ws)
+
+
+class DriftFunction(KeyedProcessFunction):
+    """Collects each window's rows in state; when the window closes, Evidently compares them
+    with the model's reference sample, saves the snapshot to the workspace and emits a
+    compact drift event."""
+
+    def __init__(self, cfg: JobConfig, registry: str, version: str, workspace: str) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.version = version
+        self.workspace = workspace
+        self.size = cfg.monitoring.window_ms
+        self.cap = cfg.monitoring.drift_sample_cap
+        self.min_rows = cfg.monitoring.drift_min_rows
+        self.time_field = cfg.schema.event_time
+        self.id_field = cfg.schema.event_id
+
+    def open(self, runtime_context: RuntimeContext):
+        import pandas as pd
+
+        from models.registry import Registry
+        from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
+
+        self.rows = runtime_context.get_map_state(MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING()))
+        self.counts = runtime_context.get_map_state(MapStateDescriptor("drift-counts", Types.LONG(), Types.LONG()))
+        mv = Registry(Path(self.registry)).resolve(self.cfg.model.name, self.version)
+        self.model_version = mv.metadata.version
+        cats = tuple(i.name for i in mv.metadata.inputs if i.type == "string")
+        nums = tuple(i.name for i in mv.metadata.inputs if i.type != "string") + ("score",)
+        self.columns = DriftColumns(nums, cats)
+        ref = pd.read_parquet(mv.reference_path)
+        self.monitor = DriftMonitor(ref, self.columns, self.cfg.monitoring.drift_share, ReportWorkspace(Path(self.workspace), self.cfg.monitoring.project))
+
+    def process_element(self, value, ctx):
+        ws = window_start(value[self.time_field], self.size)
+        n = self.counts.get(ws)
+        if n is None:
+            n = 0
+            ctx.timer_service().register_event_time_timer(ws + self.size - 1)
+        if n >= self.cap:
+            return  # the first `cap` events of a window are its sample
+        row = dict(value["inputs"])
+        row["score"] = value["score"]
+        self.rows.put(f"{ws}|{value[self.id_field]}", json.dumps(row))
+        self.counts.put(ws, n + 1)
+
+    def on_timer(self, timestamp, ctx):
+        ws = timestamp + 1 - self.size
+        prefix = f"{ws}|"
+        keys = [k for k in self.rows.keys() if k.startswith(prefix)]
+        rows = [json.loads(self.rows.get(k)) for k in keys]
+        for k in keys:
+            self.rows.remove(k)
+        self.counts.remove(ws)
+        if len(rows) < self.min_rows:
+            from udfs.drift import iso
+
+            yield {"window_start": ws, "window_end": ws + self.size, "window": f"{iso(ws)}..{iso(ws + self.size)}", "status": "insufficient_data", "rows": len(rows), "min_rows": self.min_rows, "model_version": self.model_version, "dataset_drift": None}
+            return
+        summary = self.monitor.evaluate(rows, ws, ws + self.size, self.model_version)
+        from udfs.drift import iso
+
+        summary["window"] = f"{iso(ws)}..{iso(ws + self.size)}"
+        summary["status"] = "drift" if summary["dataset_drift"] else "ok"
+        yield summary

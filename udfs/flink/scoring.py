@@ -1,0 +1,48 @@
+"""Scoring operator: one ONNX Runtime session per worker, loaded once in ``open``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyflink.datastream import ProcessFunction, RuntimeContext
+
+from models.registry import Registry
+from rtml.config import JobConfig
+
+
+class ScoreFunction(ProcessFunction):
+    """Adds ``score``, ``flagged`` and the model version to every event.
+
+    The model version is resolved when the job is built (``version``), so every subtask and
+    every restart serves the same model; the ONNX file's hash is verified at load.
+    """
+
+    def __init__(self, cfg: JobConfig, registry: str, version: str) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.version = version
+        self.scorer = None
+
+    def open(self, runtime_context: RuntimeContext):
+        from udfs.scoring import OnnxScorer
+
+        reg = Registry(Path(self.registry))
+        mv = reg.resolve(self.cfg.model.name, self.version)
+        reg.verify(mv)
+        self.scorer = OnnxScorer.from_metadata(mv.onnx_path, mv.metadata, self.cfg.model.intra_op_threads)
+        self.scorer.check_columns(self.cfg.model_inputs)
+        self.inputs = [i.name for i in mv.metadata.inputs]
+        self.threshold = self.cfg.model.threshold
+        self.model = {"name": mv.metadata.name, "version": mv.metadata.version}
+        s = self.cfg.schema
+        self.passthrough = [s.event_id, s.event_time, *(e.key for e in s.entities)] + ([s.sensitive_attribute] if s.sensitive_attribute else [])
+
+    def process_element(self, value, ctx):
+        score = self.scorer.score_one(value)
+        out = {k: value[k] for k in self.passthrough}
+        out["score"] = score
+        out["flagged"] = int(score >= self.threshold)
+        out["model"] = self.model["name"]
+        out["model_version"] = self.model["version"]
+        out["inputs"] = {k: value.get(k) for k in self.inputs}
+        yield out
