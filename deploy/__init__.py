@@ -1,0 +1,1 @@
+"""Everything to run the real components locally: jars, Kafka broker, Flink cluster, UI."""

@@ -1,0 +1,131 @@
+"""A local Flink standalone session cluster, run from the pip-installed Flink.
+
+The configuration template is ``deploy/flink/conf/config.yaml``; it is rendered into
+``$RTML_HOME/flink/conf`` (FLINK_CONF_DIR) with this checkout's Python interpreter, so the
+TaskManagers run Python UDFs with the project's virtual environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy import prereqs
+from deploy.process import port_free, port_open, wait_for
+from rtml import paths
+from rtml.errors import ServiceError, SetupError
+
+TEMPLATE = Path(__file__).resolve().parent / "flink" / "conf" / "config.yaml"
+HOST = "127.0.0.1"
+
+
+def flink_home() -> Path:
+    try:
+        import pyflink
+    except ImportError:
+        raise SetupError("PyFlink is not installed in this environment", hint="run `make setup`") from None
+    return Path(pyflink.__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Cluster:
+    rest_port: int = 8081
+    rpc_port: int = 6123
+    slots: int = 2
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.rest_port}"
+
+    @property
+    def home(self) -> Path:
+        return paths.home() / "flink" / str(self.rest_port)
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
+
+    def env(self) -> dict[str, str]:
+        e = dict(os.environ)
+        e["FLINK_CONF_DIR"] = str(self.conf_dir)
+        e["FLINK_LOG_DIR"] = str(self.home / "log")
+        e["FLINK_PID_DIR"] = str(self.home)
+        e["PATH"] = f"{Path(sys.executable).parent}:{e.get('PATH', '')}"
+        return e
+
+    def render_conf(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        (self.home / "log").mkdir(exist_ok=True)
+        text = TEMPLATE.read_text().format(
+            rpc_port=self.rpc_port, rest_port=self.rest_port, slots=self.slots, python=sys.executable, state_dir=self.home / "state"
+        )
+        (self.conf_dir / "config.yaml").write_text(text)
+        src = flink_home() / "conf"
+        for name in ("log4j.properties", "log4j-console.properties", "log4j-cli.properties", "log4j-session.properties", "logback.xml"):
+            if (src / name).is_file():
+                shutil.copyfile(src / name, self.conf_dir / name)
+        (self.conf_dir / "masters").write_text(f"{HOST}:{self.rest_port}\n")
+        (self.conf_dir / "workers").write_text(f"{HOST}\n")
+
+    def overview(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://{self.address}/overview", timeout=3) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+
+    def running(self) -> bool:
+        ov = self.overview()
+        return ov is not None and ov.get("taskmanagers", 0) > 0
+
+    def status(self) -> str:
+        ov = self.overview()
+        if ov is None:
+            return f"Flink session cluster on {self.address}: stopped"
+        return (
+            f"Flink session cluster on {self.address}: running, {ov.get('taskmanagers')} TaskManager(s), "
+            f"{ov.get('slots-available')}/{ov.get('slots-total')} slots free, {ov.get('jobs-running')} job(s) running (UI http://{self.address})"
+        )
+
+    def _script(self, name: str) -> list[str]:
+        return ["bash", str(flink_home() / "bin" / name)]
+
+    def start(self, taskmanagers: int = 1, timeout: float = 120.0) -> str:
+        if self.running():
+            return f"Flink session cluster already running on {self.address}"
+        prereqs.java()
+        for p in (self.rest_port, self.rpc_port):
+            if not port_free(HOST, p):
+                raise ServiceError(f"port {HOST}:{p} is taken by another process", hint="stop it, or pick other ports: rtml cluster start --rest-port N --rpc-port M")
+        self.render_conf()
+        run = subprocess.run(self._script("jobmanager.sh") + ["start"], env=self.env(), capture_output=True, text=True)
+        if run.returncode != 0:
+            raise ServiceError(f"the JobManager did not start: {(run.stdout + run.stderr).strip()[-300:]}", hint=f"read the logs in {self.home / 'log'}")
+        for _ in range(taskmanagers):
+            run = subprocess.run(self._script("taskmanager.sh") + ["start"], env=self.env(), capture_output=True, text=True)
+            if run.returncode != 0:
+                raise ServiceError(f"a TaskManager did not start: {(run.stdout + run.stderr).strip()[-300:]}", hint=f"read the logs in {self.home / 'log'}")
+        if not wait_for(lambda: (self.overview() or {}).get("taskmanagers", 0) >= taskmanagers, timeout, 1.0):
+            raise ServiceError(f"the Flink cluster on {self.address} did not come up with {taskmanagers} TaskManager(s) in {timeout:.0f}s", hint=f"read the logs in {self.home / 'log'}")
+        return f"Flink session cluster started on {self.address} with {taskmanagers} TaskManager(s) x {self.slots} slots (web UI http://{self.address})"
+
+    def stop(self) -> str:
+        if not port_open(HOST, self.rest_port) and not any(self.home.glob("*.pid")):
+            return f"Flink session cluster on {self.address} is not running"
+        subprocess.run(self._script("taskmanager.sh") + ["stop-all"], env=self.env(), capture_output=True)
+        subprocess.run(self._script("jobmanager.sh") + ["stop-all"], env=self.env(), capture_output=True)
+        wait_for(lambda: not port_open(HOST, self.rest_port), 30)
+        return f"Flink session cluster on {self.address} stopped"
+
+    def jobs(self) -> list[dict]:
+        try:
+            with urllib.request.urlopen(f"http://{self.address}/jobs/overview", timeout=5) as r:
+                return json.loads(r.read()).get("jobs", [])
+        except OSError as e:
+            raise ServiceError(f"cannot reach the Flink REST API at {self.address} ({e})", hint="start the cluster with `rtml cluster start`") from None

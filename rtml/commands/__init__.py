@@ -1,0 +1,1 @@
+"""The `rtml` subcommands, one module per area."""

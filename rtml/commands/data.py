@@ -1,0 +1,115 @@
+"""`rtml produce`, `rtml train`, `rtml export`, `rtml models ...`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.dataset import build_dataset, read_jsonl
+from models.export import DEFAULT_TOLERANCE, export
+from models.registry import Registry
+from models.train import train
+from rtml import paths
+from rtml.config import JobConfig
+from rtml.console import Progress, say, step
+from rtml.errors import ModelError
+from rtml.kafka_client import ensure_topics, produce
+from rtml.scenarios.cards import HOUR_MS, Scenario, ScenarioOptions, generate
+
+
+@dataclass(frozen=True)
+class ProduceResult:
+    events: int
+    valid: int
+    bad: int
+    labels: int
+    scenario: Scenario
+
+
+def scenario_options(seed: int, events: int, days: float, drift_at_h: float | None, drift_size: float, bias: float, bad_fraction: float) -> ScenarioOptions:
+    base = ScenarioOptions()
+    return ScenarioOptions(
+        seed=seed,
+        events=events,
+        accounts=max(50, events // 20),
+        merchants=max(20, events // 60),
+        days=days,
+        drift_at_ms=None if drift_at_h is None else base.start_ms + int(drift_at_h * HOUR_MS),
+        drift_size=drift_size,
+        bias=bias,
+        bad_fraction=bad_fraction,
+    )
+
+
+def produce_scenario(cfg: JobConfig, opts: ScenarioOptions, out_dir: Path | None = None) -> ProduceResult:
+    step(f"generating {opts.events} card transactions over {opts.days:g} days (seed {opts.seed}, drift {opts.drift_size:g}, bias {opts.bias:g}, bad {opts.bad_fraction:.1%})")
+    sc = generate(opts)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "events.jsonl").write_text("\n".join(sc.raw_events()) + "\n")
+        (out_dir / "labels.jsonl").write_text("\n".join(json.dumps(lab) for lab in sc.labels) + "\n")
+        say(f"    wrote {out_dir}/events.jsonl and labels.jsonl")
+    t = cfg.kafka.topics
+    ensure_topics(cfg)
+    step(f"producing to Kafka at {cfg.kafka.bootstrap_servers}: {t.events!r} and {t.labels!r}")
+    total = len(sc.events) + len(sc.bad)
+    prog = Progress("events sent", total)
+    n = produce(cfg, t.events, sc.raw_events(), progress=prog.update)
+    prog.update(n, force=True)
+    nl = produce(cfg, t.labels, (json.dumps(lab) for lab in sc.labels))
+    say(f"    labels sent: {nl}")
+    return ProduceResult(events=n, valid=len(sc.events), bad=len(sc.bad), labels=nl, scenario=sc)
+
+
+def train_model(cfg: JobConfig, opts: ScenarioOptions | None, history: Path | None, labels: Path | None) -> dict:
+    if history is not None:
+        if labels is None:
+            raise ModelError("--history needs --labels", hint="pass the labels file that goes with the history")
+        step(f"reading history {history} and labels {labels}")
+        raw_events, raw_labels = read_jsonl(history), read_jsonl(labels)
+    else:
+        assert opts is not None
+        step(f"generating a training history: {opts.events} events over {opts.days:g} days (seed {opts.seed}, bias {opts.bias:g})")
+        sc = generate(opts)
+        raw_events, raw_labels = sc.events, sc.labels
+    step(f"computing {len(cfg.features.names)} features offline with the job's feature code")
+    df = build_dataset(cfg, raw_events, raw_labels)
+    say(f"    {len(df)} labelled rows")
+    out = paths.artifacts_dir() / cfg.model.name
+    step("training a gradient-boosted classifier (HistGradientBoosting)")
+    res = train(cfg, df, out, progress=lambda m: say(f"    {m}"))
+    m = res.metrics
+    say(f"    held-out ROC AUC {m['roc_auc']:.4f}, average precision {m['average_precision']:.4f}; artifacts in {out}")
+    return m
+
+
+def export_model(cfg: JobConfig, tolerance: float = DEFAULT_TOLERANCE, make_current: bool = True):
+    step("exporting to ONNX and checking parity on held-out rows")
+    reg = Registry(paths.registry_dir())
+    mv = export(paths.artifacts_dir() / cfg.model.name, reg, tolerance=tolerance, make_current=make_current, progress=lambda m: say(f"    {m}"))
+    say(f"    registered {mv.metadata.name} v{mv.metadata.version} at {mv.path}{' (current)' if make_current else ''}")
+    return mv
+
+
+def models_list() -> None:
+    reg = Registry(paths.registry_dir())
+    names = reg.models()
+    if not names:
+        say(f"no models in {reg.root} (train and export one: rtml train && rtml export)")
+        return
+    say(f"{'model':<20} {'version':>7}  {'current':<7} {'created':<26} {'roc_auc':>8} {'parity':>9}")
+    for name in names:
+        cur = reg.current_version(name)
+        for v in reg.versions(name):
+            meta = reg.resolve(name, v).metadata
+            auc = meta.training.get("metrics", {}).get("roc_auc")
+            say(f"{name:<20} {v:>7}  {'*' if v == cur else '':<7} {meta.created_at:<26} {auc if auc is None else round(auc, 4)!s:>8} {meta.parity.get('max_abs_diff', float('nan')):>9.1e}")
+
+
+def models_show(name: str, version: str) -> None:
+    reg = Registry(paths.registry_dir())
+    mv = reg.resolve(name, version)
+    say(f"{mv.path}")
+    say((mv.path / "model_card.md").read_text())
+

@@ -1,0 +1,62 @@
+"""`rtml setup`, `rtml broker ...`, `rtml cluster ...`, `rtml ui`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from deploy import jars, prereqs
+from deploy.flink_cluster import Cluster
+from deploy.kafka_broker import Broker
+from rtml import paths
+from rtml.console import say, step
+from rtml.errors import ServiceError
+
+
+def setup() -> dict[str, Path]:
+    step("checking Java and Maven")
+    prereqs.java()
+    prereqs.maven()
+    step("fetching the Flink Kafka connector jar (Maven Central, once)")
+    conn = jars.connector_jar()
+    say(f"    {conn}")
+    step("fetching the Kafka broker jars (Maven Central, once)")
+    libs = jars.kafka_libs()
+    say(f"    {libs} ({len(list(libs.glob('*.jar')))} jars)")
+    return {"connector": conn, "kafka_libs": libs}
+
+
+def broker(action: str, port: int) -> None:
+    b = Broker(port=port)
+    if action == "start":
+        jars.kafka_libs()
+        say(b.start())
+    elif action == "stop":
+        say(b.stop())
+    else:
+        say(b.status())
+
+
+def cluster(action: str, rest_port: int, taskmanagers: int, slots: int) -> None:
+    c = Cluster(rest_port=rest_port, rpc_port=rest_port - 8081 + 6123, slots=slots)
+    if action == "start":
+        say(c.start(taskmanagers=taskmanagers))
+    elif action == "stop":
+        say(c.stop())
+    else:
+        say(c.status())
+
+
+def ui(port: int, workspace: Path | None) -> int:
+    ws = workspace or paths.workspace_dir()
+    if not ws.is_dir():
+        raise ServiceError(f"no report workspace at {ws}", hint="run `rtml demo` (or a job) first so there are reports to show")
+    exe = Path(sys.executable).parent / "evidently"
+    env = dict(os.environ, DO_NOT_TRACK="1")
+    say(f"Evidently UI over {ws} at http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        return subprocess.call([str(exe), "ui", "--workspace", str(ws), "--host", "127.0.0.1", "--port", str(port)], env=env)
+    except KeyboardInterrupt:
+        return 0

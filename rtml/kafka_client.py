@@ -1,0 +1,112 @@
+"""kafka-python helpers: topic creation, producing, reading topics to the end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rtml.config import JobConfig
+from rtml.errors import ServiceError
+
+
+def _props(cfg: JobConfig) -> dict[str, Any]:
+    """Client security settings from [kafka.properties], in kafka-python's spelling."""
+    return {k.replace(".", "_"): v for k, v in cfg.kafka.properties}
+
+
+def _unreachable(servers: str, e: Exception) -> ServiceError:
+    return ServiceError(f"cannot reach Kafka at {servers} ({type(e).__name__}: {e})", hint="start the local broker with `rtml broker start` or pass --bootstrap")
+
+
+def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    servers = cfg.kafka.bootstrap_servers
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=servers, client_id="rtml-admin", request_timeout_ms=15000, **_props(cfg))
+    except KafkaError as e:
+        raise _unreachable(servers, e) from None
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(t, num_partitions=cfg.kafka.partitions, replication_factor=1) for t in (topics or cfg.kafka.topics.all()) if t not in existing]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def produce(cfg: JobConfig, topic: str, records: Iterable[str], progress: Callable[[int], None] | None = None) -> int:
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    servers = cfg.kafka.bootstrap_servers
+    try:
+        p = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=20, batch_size=256 * 1024, **_props(cfg))
+    except KafkaError as e:
+        raise _unreachable(servers, e) from None
+    n = 0
+    try:
+        for rec in records:
+            p.send(topic, rec.encode("utf-8", "surrogatepass") if isinstance(rec, str) else rec)
+            n += 1
+            if progress and n % 5000 == 0:
+                progress(n)
+        p.flush(timeout=120)
+    finally:
+        p.close()
+    return n
+
+
+def read_topic(cfg: JobConfig, topic: str, timeout_ms: int = 5000, parse: bool = True) -> list[Any]:
+    """Every committed record of a topic, from the beginning to its current end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=timeout_ms,
+        **_props(cfg),
+    )
+    try:
+        parts = c.partitions_for_topic(topic)
+        if not parts:
+            return []
+        tps = [TopicPartition(topic, p) for p in parts]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        end = c.end_offsets(tps)
+        out: list[Any] = []
+        pending = {tp for tp in tps if end[tp] > 0}
+        while pending:
+            batch = c.poll(timeout_ms=timeout_ms)
+            if not batch:
+                break
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    out.append(json.loads(m.value) if parse else m.value.decode("utf-8", "replace"))
+            pending = {tp for tp in pending if c.position(tp) < end[tp]}
+        return out
+    finally:
+        c.close()
+
+
+def end_offsets(cfg: JobConfig, topics: Iterable[str]) -> dict[str, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap_servers, isolation_level="read_committed", **_props(cfg))
+    try:
+        out = {}
+        for t in topics:
+            parts = c.partitions_for_topic(t) or set()
+            tps = [TopicPartition(t, p) for p in parts]
+            out[t] = sum(c.end_offsets(tps).values()) if tps else 0
+        return out
+    finally:
+        c.close()
