@@ -22,13 +22,13 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from flink_jobs import kafka_io
 from flink_jobs.options import RunOptions
-from flink_jobs.tags import DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS
+from flink_jobs.tags import DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS, SCORES_JSON
 from models.registry import Registry
 from rtml.config import JobConfig
 from udfs.flink.features import EntityFeaturesFunction
 from udfs.flink.monitoring import DriftFunction, FairnessFunction, LabelJoinFunction
 from udfs.flink.parse import ParseEvents, ParseLabels
-from udfs.flink.records import ConstantKey, FieldKey, FieldTimestamp, to_json_nan_safe
+from udfs.flink.records import ConstantKey, FieldKey, FieldTimestamp
 from udfs.flink.scoring import ScoreFunction
 from udfs.scoring import OnnxScorer
 
@@ -41,12 +41,15 @@ def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStra
     return ws if bounded else ws.with_idleness(Duration.of_seconds(IDLE_SOURCE_TIMEOUT_S))
 
 
-def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str, jsonify: bool = True) -> None:
-    if jsonify:
-        stream = stream.map(to_json_nan_safe, output_type=Types.STRING()).uid(f"{uid}-json").name(f"{uid} to JSON")
-    # Never chain a Kafka sink to a Python operator: the Python bundle's last records can reach
-    # a chained writer after its final prepareCommit, and an exactly-once sink then loses them
-    # at the end of a bounded run. Over a network channel, end-of-data follows the records.
+def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str) -> None:
+    """Sink a stream of JSON strings to a topic.
+
+    The strings come straight from the producing Python function (a side output or its main
+    output), never from a Python ``map`` chained after it: on Flink 2.2.1 such a map after a
+    Python operator whose output also feeds other operators dropped its last bundle at the
+    end of a bounded run (measured: 1000 of 19,992 scores missing). The sink is not chained
+    either, so end-of-data reaches it behind the records over a network channel.
+    """
     stream.sink_to(kafka_io.sink(cfg, topic)).uid(f"sink-{uid}").name(f"{uid} -> {topic}").disable_chaining()
 
 
@@ -83,8 +86,8 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         late.append(stream.get_side_output(LATE_EVENTS))
 
     # -- scoring ------------------------------------------------------------------------------
-    scored = stream.process(ScoreFunction(cfg, opts.registry, opts.model_version), output_type=RECORD).uid("score").name("score (ONNX Runtime)")
-    _to_topic(cfg, scored, t.scores, "scores")
+    scored = stream.process(ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON), output_type=RECORD).uid("score").name("score (ONNX Runtime)")
+    _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores")
 
     # -- labels ---------------------------------------------------------------------------------
     labels_raw = env.from_source(kafka_io.source(cfg, t.labels, opts.bounded), WatermarkStrategy.no_watermarks(), "labels source").uid("source-labels")
@@ -93,10 +96,10 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
 
     # -- dead letters and late events -------------------------------------------------------------
     dead = parsed.get_side_output(DEAD_LETTERS).union(labels_parsed.get_side_output(LABEL_DEAD_LETTERS))
-    _to_topic(cfg, dead, t.dead_letter, "dead-letters", jsonify=False)
+    _to_topic(cfg, dead, t.dead_letter, "dead-letters")
     if late:
         late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
-        _to_topic(cfg, late_all, t.late, "late-events", jsonify=False)
+        _to_topic(cfg, late_all, t.late, "late-events")
 
     # -- fairness: label join, then windows ---------------------------------------------------
     if s.sensitive_attribute:
@@ -110,7 +113,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         fairness = (
             scored.connect(outcomes)
             .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
-            .process(FairnessFunction(cfg, favourable, opts.model_version), output_type=RECORD)
+            .process(FairnessFunction(cfg, favourable, opts.model_version), output_type=Types.STRING())
             .uid("fairness")
             .name("fairness per window")
         )
@@ -119,7 +122,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
     # -- drift (Evidently), off the scoring path -------------------------------------------------
     drift = (
         scored.key_by(ConstantKey(), key_type=Types.STRING())
-        .process(DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace), output_type=RECORD)
+        .process(DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace), output_type=Types.STRING())
         .uid("drift")
         .name("drift per window (Evidently)")
     )

@@ -6,3 +6,4 @@ from pyflink.datastream import OutputTag
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 LABEL_DEAD_LETTERS = OutputTag("label-dead-letters", Types.STRING())
 LATE_EVENTS = OutputTag("late-events", Types.STRING())
+SCORES_JSON = OutputTag("scores-json", Types.STRING())  # what the scores topic receives

@@ -28,12 +28,13 @@ class ProduceResult:
 
 
 def scenario_options(seed: int, events: int, days: float, drift_at_h: float | None, drift_size: float, bias: float, bad_fraction: float) -> ScenarioOptions:
+    """The demo population (1000 accounts, 300 merchants, population seed 42) with ``seed``
+    drawing the events; keep events per day equal between training and live data so that
+    the windowed features have the same distribution."""
     base = ScenarioOptions()
     return ScenarioOptions(
         seed=seed,
         events=events,
-        accounts=max(50, events // 20),
-        merchants=max(20, events // 60),
         days=days,
         drift_at_ms=None if drift_at_h is None else base.start_ms + int(drift_at_h * HOUR_MS),
         drift_size=drift_size,

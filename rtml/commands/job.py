@@ -60,8 +60,8 @@ def _watch_scores(cfg: JobConfig, stop: threading.Event, expected: int | None) -
             n = end_offsets(cfg, [cfg.kafka.topics.scores])[cfg.kafka.topics.scores]
         except Exception:  # progress is best effort; the job's own result decides
             continue
-        total = f"/{expected}" if expected else ""
-        say(f"    {time.monotonic() - start:5.0f}s: {n}{total} scores committed to {cfg.kafka.topics.scores!r}")
+        total = f" (expecting {expected} scores)" if expected else ""
+        say(f"    {time.monotonic() - start:5.0f}s: scores topic at offset {n}{total}")
 
 
 def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None = None) -> float:

@@ -35,7 +35,8 @@ DAY_MS = 24 * HOUR_MS
 
 @dataclass(frozen=True)
 class ScenarioOptions:
-    seed: int = 7
+    seed: int = 7  # draws the events
+    population_seed: int = 42  # draws accounts and merchants: share it between training and live data
     events: int = 20_000
     accounts: int = 1_000
     merchants: int = 300
@@ -68,19 +69,20 @@ class Scenario:
 
 
 def generate(opts: ScenarioOptions) -> Scenario:
-    rng = np.random.default_rng(opts.seed)
+    pop = np.random.default_rng(opts.population_seed)
     n_acc = opts.accounts
-    acc_ids = [f"acct-{opts.seed:03d}-{i:05d}" for i in range(n_acc)]
-    acc_age = rng.choice(AGE_BANDS, size=n_acc, p=AGE_WEIGHTS)
-    acc_home = rng.choice(HOME_COUNTRIES, size=n_acc)
-    acc_scale = np.exp(rng.normal(3.4, 0.6, size=n_acc))  # typical amount ~ 30
-    acc_activity = rng.gamma(2.0, 1.0, size=n_acc)
+    acc_ids = [f"acct-{opts.population_seed:03d}-{i:05d}" for i in range(n_acc)]
+    acc_age = pop.choice(AGE_BANDS, size=n_acc, p=AGE_WEIGHTS)
+    acc_home = pop.choice(HOME_COUNTRIES, size=n_acc)
+    acc_scale = np.exp(pop.normal(3.4, 0.6, size=n_acc))  # typical amount ~ 30
+    acc_activity = pop.gamma(2.0, 1.0, size=n_acc)
     acc_activity /= acc_activity.sum()
-    acc_online = rng.beta(2, 5, size=n_acc)
+    acc_online = pop.beta(2, 5, size=n_acc)
     merch_ids = [f"m-{i:04d}" for i in range(opts.merchants)]
-    merch_cat = rng.choice(CATEGORIES, size=opts.merchants)
-    merch_pop = rng.zipf(1.6, size=opts.merchants).astype(float)
+    merch_cat = pop.choice(CATEGORIES, size=opts.merchants)
+    merch_pop = pop.zipf(1.6, size=opts.merchants).astype(float)
     merch_pop /= merch_pop.sum()
+    rng = np.random.default_rng(opts.seed)
 
     span_ms = int(opts.days * DAY_MS)
     n_legit = int(opts.events / (1 + opts.fraud_episode_rate * 4))

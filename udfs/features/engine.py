@@ -48,7 +48,7 @@ class EntityFeatures:
                 self.recent.setdefault(s.field, RecentValues(feature_set.distinct_capacity))
                 self._distinct_window[s.field] = max(self._distinct_window.get(s.field, 0), s.window_ms)
         self.newest_ts: int | None = None
-        self.last_values: dict[str, float] = {}
+        self.last_values: dict[str, list[float]] = {}  # field -> [value, event time of that value]
 
     # -- the contract -------------------------------------------------------------------
     def is_late(self, ts_ms: int) -> bool:
@@ -90,7 +90,8 @@ class EntityFeatures:
             elif agg == "distinct":
                 v = float(self.recent[s.field].distinct(ts_ms, s.window_ms))  # type: ignore[index,arg-type]
             elif agg == "last":
-                v = self.last_values.get(s.field, math.nan)  # type: ignore[arg-type]
+                lv = self.last_values.get(s.field)  # type: ignore[arg-type]
+                v = math.nan if lv is None else lv[0]
             else:  # time_since_last, seconds
                 v = math.nan if self.newest_ts is None else max(0, ts_ms - self.newest_ts) / 1000.0
             out[s.name] = float(v)
@@ -110,11 +111,13 @@ class EntityFeatures:
                 rv.add(ts_ms, str(x))
         if self.newest_ts is None or ts_ms >= self.newest_ts:
             self.newest_ts = ts_ms
-            for s in self.fs.specs:
-                if s.agg == "last":
-                    x = record.get(s.field)  # type: ignore[arg-type]
-                    if x is not None:
-                        self.last_values[s.field] = float(x)  # type: ignore[index]
+        for s in self.fs.specs:
+            if s.agg == "last":
+                x = record.get(s.field)  # type: ignore[arg-type]
+                prev = self.last_values.get(s.field)  # type: ignore[arg-type]
+                # the newest event (by event time) carrying the field; ties: latest arrival
+                if x is not None and (prev is None or ts_ms >= prev[1]):
+                    self.last_values[s.field] = [float(x), ts_ms]  # type: ignore[index]
         self._evict()
 
     def observe(self, ts_ms: int, record: Mapping[str, Any]) -> dict[str, float]:
@@ -159,7 +162,7 @@ class EntityFeatures:
             )
         st = cls(feature_set)
         st.newest_ts = doc["n"]
-        st.last_values = {k: float(v) for k, v in doc["l"].items() if any(s.agg == "last" and s.field == k for s in feature_set.specs)}
+        st.last_values = {k: [float(v[0]), int(v[1])] for k, v in doc["l"].items() if any(s.agg == "last" and s.field == k for s in feature_set.specs)}
         for key, rows in doc["r"].items():
             fld, w, width = key.rsplit("|", 2)
             ring = st.rings.get((fld, int(w)))

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 # moments of one tile: [count, sum, sum_sq, min, max]
+VARIANCE_EPS = 1e-12
 Tile = list[float]
 
 
@@ -33,7 +34,12 @@ class Moments:
         if not self.count:
             return math.nan
         mean = self.total / self.count
-        return math.sqrt(max(self.total_sq / self.count - mean * mean, 0.0))
+        var = self.total_sq / self.count - mean * mean
+        # sum-of-squares variance carries float error ~1e-16 * mean^2: treat that as zero,
+        # so a constant series has std 0 (and z-score NaN), not noise
+        if var <= VARIANCE_EPS * max(1.0, mean * mean):
+            return 0.0
+        return math.sqrt(var)
 
 
 class TileRing:

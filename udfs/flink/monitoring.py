@@ -14,6 +14,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from rtml.config import JobConfig
 from udfs.fairness import FairnessWindow
+from udfs.flink.records import to_json_nan_safe
 
 
 def window_start(ts: int, size: int) -> int:
@@ -74,7 +75,8 @@ class LabelJoinFunction(KeyedCoProcessFunction):
 class FairnessFunction(KeyedCoProcessFunction):
     """Group fairness per tumbling event-time window; re-emitted as labels mature.
 
-    Input 1: scored events (predictions); input 2: joined outcomes. Emits ``provisional`` when
+    Input 1: scored events (predictions); input 2: joined outcomes. Emits JSON reports:
+    ``provisional`` when
     the window closes, ``update`` at each further window length while labels arrive, and
     ``final`` once the label time-out has passed; then the window's state is dropped.
     """
@@ -146,7 +148,7 @@ class FairnessFunction(KeyedCoProcessFunction):
                         "model_version": self.model_version,
                     }
                 )
-                yield report
+                yield to_json_nan_safe(report)
             doc["emitted_labelled"] = report["labelled"]
             if final:
                 done.append(ws)
@@ -159,7 +161,12 @@ class FairnessFunction(KeyedCoProcessFunction):
 class DriftFunction(KeyedProcessFunction):
     """Collects each window's rows in state; when the window closes, Evidently compares them
     with the model's reference sample, saves the snapshot to the workspace and emits a
-    compact drift event."""
+    compact drift event.
+
+    Windows that start before the job's first event plus the longest feature window are
+    ``warmup``: their windowed features cannot yet cover a full span (the keyed state is
+    still filling), so they are evaluated and saved but never raise a drift verdict.
+    """
 
     def __init__(self, cfg: JobConfig, registry: str, version: str, workspace: str) -> None:
         self.cfg = cfg
@@ -171,6 +178,7 @@ class DriftFunction(KeyedProcessFunction):
         self.min_rows = cfg.monitoring.drift_min_rows
         self.time_field = cfg.schema.event_time
         self.id_field = cfg.schema.event_id
+        self.warmup_ms = cfg.features.max_window_ms
 
     def open(self, runtime_context: RuntimeContext):
         import pandas as pd
@@ -180,6 +188,7 @@ class DriftFunction(KeyedProcessFunction):
 
         self.rows = runtime_context.get_map_state(MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING()))
         self.counts = runtime_context.get_map_state(MapStateDescriptor("drift-counts", Types.LONG(), Types.LONG()))
+        self.first_event = runtime_context.get_state(ValueStateDescriptor("drift-first-event", Types.LONG()))
         mv = Registry(Path(self.registry)).resolve(self.cfg.model.name, self.version)
         self.model_version = mv.metadata.version
         cats = tuple(i.name for i in mv.metadata.inputs if i.type == "string")
@@ -189,7 +198,11 @@ class DriftFunction(KeyedProcessFunction):
         self.monitor = DriftMonitor(ref, self.columns, self.cfg.monitoring.drift_share, ReportWorkspace(Path(self.workspace), self.cfg.monitoring.project))
 
     def process_element(self, value, ctx):
-        ws = window_start(value[self.time_field], self.size)
+        ts = value[self.time_field]
+        first = self.first_event.value()
+        if first is None or ts < first:
+            self.first_event.update(ts)
+        ws = window_start(ts, self.size)
         n = self.counts.get(ws)
         if n is None:
             n = 0
@@ -212,11 +225,16 @@ class DriftFunction(KeyedProcessFunction):
         if len(rows) < self.min_rows:
             from udfs.drift import iso
 
-            yield {"window_start": ws, "window_end": ws + self.size, "window": f"{iso(ws)}..{iso(ws + self.size)}", "status": "insufficient_data", "rows": len(rows), "min_rows": self.min_rows, "model_version": self.model_version, "dataset_drift": None}
+            yield to_json_nan_safe({"window_start": ws, "window_end": ws + self.size, "window": f"{iso(ws)}..{iso(ws + self.size)}", "status": "insufficient_data", "rows": len(rows), "min_rows": self.min_rows, "model_version": self.model_version, "dataset_drift": None})
             return
         summary = self.monitor.evaluate(rows, ws, ws + self.size, self.model_version)
         from udfs.drift import iso
 
         summary["window"] = f"{iso(ws)}..{iso(ws + self.size)}"
-        summary["status"] = "drift" if summary["dataset_drift"] else "ok"
-        yield summary
+        first = self.first_event.value()
+        if first is not None and ws < first + self.warmup_ms:
+            summary["status"] = "warmup"
+            summary["dataset_drift"] = None
+        else:
+            summary["status"] = "drift" if summary["dataset_drift"] else "ok"
+        yield to_json_nan_safe(summary)

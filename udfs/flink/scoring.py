@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyflink.datastream import ProcessFunction, RuntimeContext
+from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from models.registry import Registry
 from rtml.config import JobConfig
+from udfs.flink.records import to_json_nan_safe
 
 
 class ScoreFunction(ProcessFunction):
     """Adds ``score``, ``flagged`` and the model version to every event.
 
     The model version is resolved when the job is built (``version``), so every subtask and
-    every restart serves the same model; the ONNX file's hash is verified at load.
+    every restart serves the same model; the ONNX file's hash is verified at load. The score
+    record goes to the main output (for the monitors) and, as JSON, to ``scores_json`` (for
+    the scores topic): a Kafka sink is fed by a side output, never by a chained Python map.
     """
 
-    def __init__(self, cfg: JobConfig, registry: str, version: str) -> None:
+    def __init__(self, cfg: JobConfig, registry: str, version: str, scores_json: OutputTag) -> None:
         self.cfg = cfg
         self.registry = registry
         self.version = version
+        self.scores_json = scores_json
         self.scorer = None
 
     def open(self, runtime_context: RuntimeContext):
@@ -45,4 +49,5 @@ class ScoreFunction(ProcessFunction):
         out["model"] = self.model["name"]
         out["model_version"] = self.model["version"]
         out["inputs"] = {k: value.get(k) for k in self.inputs}
+        yield self.scores_json, to_json_nan_safe(out)
         yield out
