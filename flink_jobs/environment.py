@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pyflink.common import Configuration
@@ -25,6 +26,19 @@ def create_env(cfg: JobConfig, opts: RunOptions) -> StreamExecutionEnvironment:
     if opts.jars:
         conf.set_string("pipeline.jars", ";".join(opts.jars))
     conf.set_string("pipeline.name", cfg.job.name)
+    # Python state reads that miss the worker's cache block on a round trip to the JVM; the
+    # default cache (1000 entries) thrashes across accounts, merchants and event ids.
+    conf.set_string("python.state.cache-size", str(cfg.job.state_cache_size))
+    conf.set_string("python.map-state.read-cache-size", str(cfg.job.state_cache_size))
+    conf.set_string("python.map-state.write-cache-size", str(cfg.job.state_cache_size))
+    # The Python state cache is dropped at every bundle end, so each bundle re-reads the state
+    # of every key it touches (a blocking round trip each): larger bundles, fewer re-reads.
+    conf.set_string("python.fn-execution.bundle.size", str(cfg.job.bundle_size))
+    conf.set_string("python.fn-execution.bundle.time", f"{cfg.job.bundle_time_ms}")
+    if os.environ.get("RTML_PYTHON_PROFILE"):  # cProfile stats of the Python workers, in the TaskManager log
+        conf.set_string("python.profile.enabled", "true")
+    # embedded runs: one slot for the scoring pipeline, one for the monitors
+    conf.set_string("taskmanager.numberOfTaskSlots", str(2 * cfg.job.parallelism))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.job.parallelism)
     return env

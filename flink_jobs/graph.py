@@ -5,10 +5,10 @@
                  -> key by entity 1 -> features (state) --(late)--> late-events topic
                  -> key by entity 2 -> features (state) ...
                  -> score (ONNX Runtime) -> scores topic
-                        |-> key by event id <- labels topic (parse, event time)
-                        |       label join (state, time-out) -> outcomes
-                        |-> fairness per window (predictions + outcomes) -> fairness topic
-                        '-> drift per window (Evidently, workspace)       -> drift topic
+                        |-> fairness per window  <- labels topic (parse, event time)
+                        |   (labels joined by event id in state, time-out)  -> fairness topic
+                        '-> drift per window (Evidently, workspace)         -> drift topic
+    (the monitors run in their own slot-sharing group: their own slot and Python worker)
 
 Every stateful operator has a stable uid (savepoints map state by uid) and a name.
 """
@@ -26,7 +26,7 @@ from flink_jobs.tags import DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS, SCORE
 from models.registry import Registry
 from rtml.config import JobConfig
 from udfs.flink.features import EntityFeaturesFunction
-from udfs.flink.monitoring import DriftFunction, FairnessFunction, LabelJoinFunction
+from udfs.flink.monitoring import DriftFunction, FairnessFunction
 from udfs.flink.parse import ParseEvents, ParseLabels
 from udfs.flink.records import ConstantKey, FieldKey, FieldTimestamp
 from udfs.flink.scoring import ScoreFunction
@@ -34,6 +34,9 @@ from udfs.scoring import OnnxScorer
 
 RECORD = Types.PICKLED_BYTE_ARRAY()  # in-cluster records between Python operators
 IDLE_SOURCE_TIMEOUT_S = 30
+# Monitors get their own slot, hence their own Python worker: Evidently's seconds per window
+# then run beside scoring instead of stalling it.
+MONITORING_SLOTS = "monitoring"
 
 
 def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStrategy:
@@ -101,21 +104,15 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
         _to_topic(cfg, late_all, t.late, "late-events")
 
-    # -- fairness: label join, then windows ---------------------------------------------------
+    # -- fairness: late labels joined in state, per window ------------------------------------
     if s.sensitive_attribute:
-        outcomes = (
-            scored.connect(labels)
-            .key_by(FieldKey(s.event_id), FieldKey("event_id"), key_type=Types.STRING())
-            .process(LabelJoinFunction(cfg, favourable), output_type=RECORD)
-            .uid("label-join")
-            .name("join late labels by event id")
-        )
         fairness = (
-            scored.connect(outcomes)
+            scored.connect(labels)
             .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
             .process(FairnessFunction(cfg, favourable, opts.model_version), output_type=Types.STRING())
             .uid("fairness")
-            .name("fairness per window")
+            .name("fairness per window (late labels joined)")
+            .slot_sharing_group(MONITORING_SLOTS)
         )
         _to_topic(cfg, fairness, t.fairness, "fairness")
 
@@ -125,5 +122,6 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         .process(DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace), output_type=Types.STRING())
         .uid("drift")
         .name("drift per window (Evidently)")
+        .slot_sharing_group(MONITORING_SLOTS)
     )
     _to_topic(cfg, drift, t.drift, "drift")

@@ -130,6 +130,9 @@ class JobSettings:
     delivery: str = "exactly-once"
     transaction_timeout_ms: int = 600_000
     state_backend: str = "hashmap"
+    state_cache_size: int = 100_000  # Python-side state cache entries per worker
+    bundle_size: int = 1000  # records per Python bundle (state cache lives one bundle)
+    bundle_time_ms: int = 1000  # a bundle closes at the latest after this long
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,9 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         delivery=str(j.get("delivery", "exactly-once")),
         transaction_timeout_ms=parse_duration(j.get("transaction_timeout", "10m"), "[job] transaction_timeout"),
         state_backend=str(j.get("state_backend", "hashmap")),
+        state_cache_size=int(j.get("state_cache_size", 100_000)),
+        bundle_size=int(j.get("bundle_size", 1000)),
+        bundle_time_ms=parse_duration(j.get("bundle_time", "1s"), "[job] bundle_time"),
     )
     if job.delivery not in ("exactly-once", "at-least-once"):
         raise ConfigError(f"[job] delivery = {job.delivery!r} is not supported", hint="use 'exactly-once' or 'at-least-once'")

@@ -88,7 +88,7 @@ def read_topic(cfg: JobConfig, topic: str, timeout_ms: int = 5000, parse: bool =
             batch = c.poll(timeout_ms=timeout_ms)
             if not batch:
                 break
-            for tp, msgs in batch.items():
+            for msgs in batch.values():
                 for m in msgs:
                     out.append(json.loads(m.value) if parse else m.value.decode("utf-8", "replace"))
             pending = {tp for tp in pending if c.position(tp) < end[tp]}

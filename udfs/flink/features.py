@@ -11,7 +11,7 @@ from udfs.features.engine import EntityFeatures
 from udfs.features.spec import FeatureSet
 from udfs.flink.records import to_json_nan_safe
 
-TTL_TIMER_GRANULARITY_MS = 3_600_000  # coalesce expiry timers to the hour
+TTL_TIMER_GRANULARITY_MS = 86_400_000  # coalesce expiry timers to the day: a PyFlink timer call costs ~1 ms
 
 
 class EntityFeaturesFunction(KeyedProcessFunction):
@@ -33,6 +33,7 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         st = self._load()
         if st is None or st.is_expired(ts):
             st = EntityFeatures(self.features)
+        old_expiry = self._expiry_timer(st)
         if st.is_late(ts):
             yield self.late, to_json_nan_safe(
                 {
@@ -45,9 +46,16 @@ class EntityFeaturesFunction(KeyedProcessFunction):
             return
         value.update(st.observe(ts, value))
         self.state.update(st.snapshot().decode())
-        expiry = st.newest_ts + self.features.ttl_ms
-        ctx.timer_service().register_event_time_timer(-(-expiry // TTL_TIMER_GRANULARITY_MS) * TTL_TIMER_GRANULARITY_MS)
+        expiry = self._expiry_timer(st)
+        if expiry != old_expiry:  # timer calls are costly in PyFlink: one per key per day at most
+            ctx.timer_service().register_event_time_timer(expiry)
         yield value
+
+    def _expiry_timer(self, st: EntityFeatures) -> int | None:
+        if st.newest_ts is None:
+            return None
+        expiry = st.newest_ts + self.features.ttl_ms
+        return -(-expiry // TTL_TIMER_GRANULARITY_MS) * TTL_TIMER_GRANULARITY_MS
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         st = self._load()

@@ -1,0 +1,106 @@
+"""Training, ONNX export with parity against sklearn, registry layout, load-time checks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.dataset import build_dataset
+from models.export import export, model_card
+from models.metadata import ModelInput
+from models.registry import CURRENT_FILE, Registry
+from models.train import frame_for_model, train
+from rtml.errors import ModelError
+from rtml.scenarios.cards import ScenarioOptions, generate
+from udfs.scoring import OnnxScorer
+
+
+@pytest.fixture(scope="module")
+def trained(cfg, tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    sc = generate(ScenarioOptions(seed=3, events=6000, days=2, bias=0.2))
+    df = build_dataset(cfg, sc.events, sc.labels)
+    res = train(cfg, df, root / "artifacts", progress=lambda m: None)
+    reg = Registry(root / "registry")
+    mv = export(root / "artifacts", reg, progress=lambda m: None)
+    return root, reg, mv, res
+
+
+def test_parity_is_recorded_and_tight(trained):
+    _, _, mv, _ = trained
+    assert mv.metadata.parity["max_abs_diff"] < 1e-5
+    assert mv.metadata.parity["rows"] > 500 and mv.metadata.parity["decisions_flipped"] == 0
+
+
+def test_onnx_scores_equal_sklearn_on_fresh_rows(cfg, trained):
+    import joblib
+
+    root, _, mv, _ = trained
+    pipe = joblib.load(root / "artifacts" / "model.joblib")
+    sc = generate(ScenarioOptions(seed=99, events=1500, days=1))
+    df = build_dataset(cfg, sc.events, sc.labels)
+    x = frame_for_model(df, mv.metadata.inputs)
+    ours = OnnxScorer.from_metadata(mv.onnx_path, mv.metadata).score(x.to_dict("records"))
+    np.testing.assert_allclose(ours, pipe.predict_proba(x)[:, 1], atol=1e-5)
+
+
+def test_registry_layout(trained):
+    _, reg, mv, _ = trained
+    assert sorted(p.name for p in mv.path.iterdir()) == ["metadata.json", "model.onnx", "model_card.md", "reference.parquet"]
+    assert (reg.root / mv.metadata.name / CURRENT_FILE).read_text().strip() == mv.metadata.version
+    meta = json.loads((mv.path / "metadata.json").read_text())
+    for key in ("inputs", "onnx_sha256", "feature_set_fingerprint", "training", "parity", "favourable_outcome", "sensitive_attribute"):
+        assert key in meta
+    ref = pd.read_parquet(mv.reference_path)
+    assert "score" in ref and set(mv.metadata.input_names) <= set(ref.columns)
+    assert "Model card" in model_card(mv.metadata)
+
+
+def test_versions_increase_and_current_moves(trained):
+    root, reg, mv, _ = trained
+    mv2 = export(root / "artifacts", reg, progress=lambda m: None, make_current=False)
+    assert int(mv2.metadata.version) == int(mv.metadata.version) + 1
+    assert reg.current_version(mv.metadata.name) == mv.metadata.version
+    reg.set_current(mv.metadata.name, mv2.metadata.version)
+    assert reg.resolve(mv.metadata.name).metadata.version == mv2.metadata.version
+    reg.set_current(mv.metadata.name, mv.metadata.version)
+
+
+def test_corrupt_model_file_is_refused(trained, tmp_path):
+    _, reg, mv, _ = trained
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(mv.onnx_path.read_bytes()[:1000])
+    with pytest.raises(ModelError, match="cannot load"):
+        OnnxScorer(bad, mv.metadata.inputs)
+    tampered = replace(mv.metadata, onnx_sha256="0" * 64)
+    with pytest.raises(ModelError, match="corrupt or was replaced"):
+        reg.verify(replace(mv, metadata=tampered))
+
+
+def test_schema_mismatch_is_refused(cfg, trained):
+    _, _, mv, _ = trained
+    scorer = OnnxScorer.from_metadata(mv.onnx_path, mv.metadata)
+    with pytest.raises(ModelError, match="does not produce"):
+        scorer.check_columns(cfg.model_inputs[:-2])
+    with pytest.raises(ModelError, match="differ from its metadata"):
+        OnnxScorer(mv.onnx_path, (*mv.metadata.inputs[:-1], ModelInput("extra", "float")))
+
+
+def test_missing_model_says_what_to_do(tmp_path):
+    with pytest.raises(ModelError, match="rtml train"):
+        Registry(tmp_path).resolve("nothing")
+
+
+def test_training_metrics_are_sane(trained):
+    _, _, _, res = trained
+    assert res.metrics["roc_auc"] > 0.9
+
+
+def test_export_without_training_fails_clearly(tmp_path):
+    with pytest.raises(ModelError, match="rtml train"):
+        export(Path(tmp_path), Registry(tmp_path / "r"), progress=lambda m: None)
