@@ -29,7 +29,9 @@ def flink_home() -> Path:
     try:
         import pyflink
     except ImportError:
-        raise SetupError("PyFlink is not installed in this environment", hint="run `make setup`") from None
+        raise SetupError(
+            "PyFlink is not installed in this environment", hint="run `make setup`"
+        ) from None
     return Path(pyflink.__file__).resolve().parent
 
 
@@ -63,11 +65,21 @@ class Cluster:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         (self.home / "log").mkdir(exist_ok=True)
         text = TEMPLATE.read_text().format(
-            rpc_port=self.rpc_port, rest_port=self.rest_port, slots=self.slots, python=sys.executable, state_dir=self.home / "state"
+            rpc_port=self.rpc_port,
+            rest_port=self.rest_port,
+            slots=self.slots,
+            python=sys.executable,
+            state_dir=self.home / "state",
         )
         (self.conf_dir / "config.yaml").write_text(text)
         src = flink_home() / "conf"
-        for name in ("log4j.properties", "log4j-console.properties", "log4j-cli.properties", "log4j-session.properties", "logback.xml"):
+        for name in (
+            "log4j.properties",
+            "log4j-console.properties",
+            "log4j-cli.properties",
+            "log4j-session.properties",
+            "logback.xml",
+        ):
             if (src / name).is_file():
                 shutil.copyfile(src / name, self.conf_dir / name)
         (self.conf_dir / "masters").write_text(f"{HOST}:{self.rest_port}\n")
@@ -102,24 +114,52 @@ class Cluster:
         prereqs.java()
         for p in (self.rest_port, self.rpc_port):
             if not port_free(HOST, p):
-                raise ServiceError(f"port {HOST}:{p} is taken by another process", hint="stop it, or pick other ports: rtml cluster start --rest-port N --rpc-port M")
+                raise ServiceError(
+                    f"port {HOST}:{p} is taken by another process",
+                    hint="stop it, or pick other ports: rtml cluster start --rest-port N --rpc-port M",
+                )
         self.render_conf()
-        run = subprocess.run(self._script("jobmanager.sh") + ["start"], env=self.env(), capture_output=True, text=True)
+        run = subprocess.run(
+            self._script("jobmanager.sh") + ["start"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
         if run.returncode != 0:
-            raise ServiceError(f"the JobManager did not start: {(run.stdout + run.stderr).strip()[-300:]}", hint=f"read the logs in {self.home / 'log'}")
+            raise ServiceError(
+                f"the JobManager did not start: {(run.stdout + run.stderr).strip()[-300:]}",
+                hint=f"read the logs in {self.home / 'log'}",
+            )
         for _ in range(taskmanagers):
-            run = subprocess.run(self._script("taskmanager.sh") + ["start"], env=self.env(), capture_output=True, text=True)
+            run = subprocess.run(
+                self._script("taskmanager.sh") + ["start"],
+                env=self.env(),
+                capture_output=True,
+                text=True,
+            )
             if run.returncode != 0:
-                raise ServiceError(f"a TaskManager did not start: {(run.stdout + run.stderr).strip()[-300:]}", hint=f"read the logs in {self.home / 'log'}")
-        if not wait_for(lambda: (self.overview() or {}).get("taskmanagers", 0) >= taskmanagers, timeout, 1.0):
-            raise ServiceError(f"the Flink cluster on {self.address} did not come up with {taskmanagers} TaskManager(s) in {timeout:.0f}s", hint=f"read the logs in {self.home / 'log'}")
+                raise ServiceError(
+                    f"a TaskManager did not start: {(run.stdout + run.stderr).strip()[-300:]}",
+                    hint=f"read the logs in {self.home / 'log'}",
+                )
+        if not wait_for(
+            lambda: (self.overview() or {}).get("taskmanagers", 0) >= taskmanagers, timeout, 1.0
+        ):
+            raise ServiceError(
+                f"the Flink cluster on {self.address} did not come up with {taskmanagers} TaskManager(s) in {timeout:.0f}s",
+                hint=f"read the logs in {self.home / 'log'}",
+            )
         return f"Flink session cluster started on {self.address} with {taskmanagers} TaskManager(s) x {self.slots} slots (web UI http://{self.address})"
 
     def stop(self) -> str:
         if not port_open(HOST, self.rest_port) and not any(self.home.glob("*.pid")):
             return f"Flink session cluster on {self.address} is not running"
-        subprocess.run(self._script("taskmanager.sh") + ["stop-all"], env=self.env(), capture_output=True)
-        subprocess.run(self._script("jobmanager.sh") + ["stop-all"], env=self.env(), capture_output=True)
+        subprocess.run(
+            self._script("taskmanager.sh") + ["stop-all"], env=self.env(), capture_output=True
+        )
+        subprocess.run(
+            self._script("jobmanager.sh") + ["stop-all"], env=self.env(), capture_output=True
+        )
         wait_for(lambda: not port_open(HOST, self.rest_port), 30)
         return f"Flink session cluster on {self.address} stopped"
 
@@ -128,4 +168,7 @@ class Cluster:
             with urllib.request.urlopen(f"http://{self.address}/jobs/overview", timeout=5) as r:
                 return json.loads(r.read()).get("jobs", [])
         except OSError as e:
-            raise ServiceError(f"cannot reach the Flink REST API at {self.address} ({e})", hint="start the cluster with `rtml cluster start`") from None
+            raise ServiceError(
+                f"cannot reach the Flink REST API at {self.address} ({e})",
+                hint="start the cluster with `rtml cluster start`",
+            ) from None

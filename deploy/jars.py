@@ -21,7 +21,10 @@ def _mvn(args: list[str], what: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-        raise SetupError(f"Maven could not fetch {what}: {' | '.join(tail)[:400]}", hint="check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml)")
+        raise SetupError(
+            f"Maven could not fetch {what}: {' | '.join(tail)[:400]}",
+            hint="check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml)",
+        )
 
 
 def connector_coordinates() -> tuple[str, str, str]:
@@ -36,9 +39,19 @@ def connector_jar() -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    _mvn([f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={g}:{a}:{v}", f"-DoutputDirectory={target.parent}"], f"{g}:{a}:{v}")
+    _mvn(
+        [
+            f"{DEPENDENCY_PLUGIN}:copy",
+            f"-Dartifact={g}:{a}:{v}",
+            f"-DoutputDirectory={target.parent}",
+        ],
+        f"{g}:{a}:{v}",
+    )
     if not target.is_file():
-        raise SetupError(f"{target.name} was not written by Maven", hint="run `rtml setup` again and read Maven's output")
+        raise SetupError(
+            f"{target.name} was not written by Maven",
+            hint="run `rtml setup` again and read Maven's output",
+        )
     return target
 
 
@@ -53,8 +66,19 @@ def kafka_libs() -> Path:
     if libs.exists():
         shutil.rmtree(libs)
     libs.mkdir(parents=True)
-    _mvn(["-f", str(pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime"], "the Kafka broker jars")
+    _mvn(
+        [
+            "-f",
+            str(pom),
+            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+        ],
+        "the Kafka broker jars",
+    )
     if not any(libs.glob("kafka_2.13-*.jar")):
-        raise SetupError("the Kafka broker jar is missing after the Maven copy", hint="run `rtml setup` again")
+        raise SetupError(
+            "the Kafka broker jar is missing after the Maven copy", hint="run `rtml setup` again"
+        )
     marker.touch()
     return libs

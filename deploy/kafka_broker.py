@@ -69,7 +69,10 @@ class Broker:
         java = prereqs.java()
         for p in (self.port, self.cport):
             if not port_free(self.host, p):
-                raise ServiceError(f"port {self.host}:{p} is taken by another process", hint=f"stop that process or pick another port: rtml broker start --port {p + 10}")
+                raise ServiceError(
+                    f"port {self.host}:{p} is taken by another process",
+                    hint=f"stop that process or pick another port: rtml broker start --port {p + 10}",
+                )
         libs = jars.kafka_libs()
         self.home.mkdir(parents=True, exist_ok=True)
         data = self.home / "data"
@@ -84,12 +87,28 @@ class Broker:
         if not (data / "meta.properties").is_file():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                [java, HEAP, log4j, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), "--standalone"],
+                [
+                    java,
+                    HEAP,
+                    log4j,
+                    "-cp",
+                    cp,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(props),
+                    "--standalone",
+                ],
                 capture_output=True,
                 text=True,
             )
             if fmt.returncode != 0:
-                raise ServiceError(f"formatting the broker storage failed: {(fmt.stdout + fmt.stderr).strip()[-300:]}", hint=f"remove {data} and retry")
+                raise ServiceError(
+                    f"formatting the broker storage failed: {(fmt.stdout + fmt.stderr).strip()[-300:]}",
+                    hint=f"remove {data} and retry",
+                )
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 [java, HEAP, "-XX:+UseG1GC", log4j, "-cp", cp, "kafka.Kafka", str(props)],
@@ -100,13 +119,24 @@ class Broker:
                 cwd=self.home,
             )
         self.pid_file.write_text(str(proc.pid))
-        if not wait_for(lambda: proc.poll() is not None or port_open(self.host, self.port), timeout):
+        if not wait_for(
+            lambda: proc.poll() is not None or port_open(self.host, self.port), timeout
+        ):
             terminate(proc.pid)
-            raise ServiceError(f"Kafka broker did not open {self.bootstrap} within {timeout:.0f}s", hint=f"read {self.log_file}")
+            raise ServiceError(
+                f"Kafka broker did not open {self.bootstrap} within {timeout:.0f}s",
+                hint=f"read {self.log_file}",
+            )
         if proc.poll() is not None:
-            raise ServiceError(f"Kafka broker exited with code {proc.returncode} during start-up", hint=f"read the end of {self.log_file}")
+            raise ServiceError(
+                f"Kafka broker exited with code {proc.returncode} during start-up",
+                hint=f"read the end of {self.log_file}",
+            )
         if not wait_for(self._ready, 60):
-            raise ServiceError(f"Kafka broker on {self.bootstrap} does not answer metadata requests", hint=f"read {self.log_file}")
+            raise ServiceError(
+                f"Kafka broker on {self.bootstrap} does not answer metadata requests",
+                hint=f"read {self.log_file}",
+            )
         return f"Kafka broker started on {self.bootstrap} (pid {proc.pid}, KRaft, data {data})"
 
     def _ready(self) -> bool:

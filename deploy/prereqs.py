@@ -12,16 +12,24 @@ from rtml.errors import SetupError
 def java() -> str:
     path = shutil.which("java")
     if path is None:
-        raise SetupError("Java is not installed (no `java` on PATH)", hint="install OpenJDK 17, e.g. `apt-get install openjdk-17-jre-headless`")
+        raise SetupError(
+            "Java is not installed (no `java` on PATH)",
+            hint="install OpenJDK 17, e.g. `apt-get install openjdk-17-jre-headless`",
+        )
     out = subprocess.run([path, "-version"], capture_output=True, text=True).stderr
     m = re.search(r'version "(\d+)', out)
     if m and int(m.group(1)) < 11:
-        raise SetupError(f"Java {m.group(1)} is too old for Kafka 4 and Flink 2", hint="install OpenJDK 17")
+        raise SetupError(
+            f"Java {m.group(1)} is too old for Kafka 4 and Flink 2", hint="install OpenJDK 17"
+        )
     return path
 
 
 def maven() -> str:
     path = shutil.which("mvn")
     if path is None:
-        raise SetupError("Maven is not installed (no `mvn` on PATH); it fetches the Kafka and connector jars", hint="install it, e.g. `apt-get install maven`")
+        raise SetupError(
+            "Maven is not installed (no `mvn` on PATH); it fetches the Kafka and connector jars",
+            hint="install it, e.g. `apt-get install maven`",
+        )
     return path

@@ -22,7 +22,9 @@ def create_env(cfg: JobConfig, opts: RunOptions) -> StreamExecutionEnvironment:
     conf.set_string("state.backend.type", cfg.job.state_backend)
     if opts.checkpoint_dir:
         conf.set_string("execution.checkpointing.dir", opts.checkpoint_dir)
-        conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+        conf.set_string(
+            "execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION"
+        )
     if opts.jars:
         conf.set_string("pipeline.jars", ";".join(opts.jars))
     conf.set_string("pipeline.name", cfg.job.name)
@@ -35,7 +37,9 @@ def create_env(cfg: JobConfig, opts: RunOptions) -> StreamExecutionEnvironment:
     # of every key it touches (a blocking round trip each): larger bundles, fewer re-reads.
     conf.set_string("python.fn-execution.bundle.size", str(cfg.job.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", f"{cfg.job.bundle_time_ms}")
-    if os.environ.get("RTML_PYTHON_PROFILE"):  # cProfile stats of the Python workers, in the TaskManager log
+    if os.environ.get(
+        "RTML_PYTHON_PROFILE"
+    ):  # cProfile stats of the Python workers, in the TaskManager log
         conf.set_string("python.profile.enabled", "true")
     # embedded runs: one slot for the scoring pipeline, one for the monitors
     conf.set_string("taskmanager.numberOfTaskSlots", str(2 * cfg.job.parallelism))

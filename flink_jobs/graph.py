@@ -40,7 +40,9 @@ MONITORING_SLOTS = "monitoring"
 
 
 def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStrategy:
-    ws = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.schema.max_out_of_orderness_ms)).with_timestamp_assigner(FieldTimestamp(time_field))
+    ws = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(cfg.schema.max_out_of_orderness_ms)
+    ).with_timestamp_assigner(FieldTimestamp(time_field))
     return ws if bounded else ws.with_idleness(Duration.of_seconds(IDLE_SOURCE_TIMEOUT_S))
 
 
@@ -53,7 +55,9 @@ def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str) -> None:
     end of a bounded run (measured: 1000 of 19,992 scores missing). The sink is not chained
     either, so end-of-data reaches it behind the records over a network channel.
     """
-    stream.sink_to(kafka_io.sink(cfg, topic)).uid(f"sink-{uid}").name(f"{uid} -> {topic}").disable_chaining()
+    stream.sink_to(kafka_io.sink(cfg, topic)).uid(f"sink-{uid}").name(
+        f"{uid} -> {topic}"
+    ).disable_chaining()
 
 
 def check_model(cfg: JobConfig, opts: RunOptions) -> int:
@@ -71,9 +75,21 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
     t = cfg.kafka.topics
 
     # -- events: parse, validate, event time -----------------------------------------------
-    raw = env.from_source(kafka_io.source(cfg, t.events, opts.bounded), WatermarkStrategy.no_watermarks(), "events source").uid("source-events")
-    parsed = raw.process(ParseEvents(s, DEAD_LETTERS, t.events), output_type=RECORD).uid("parse-events").name("parse and validate events")
-    stream = parsed.assign_timestamps_and_watermarks(_watermarks(cfg, s.event_time, opts.bounded)).uid("event-time").name("event time")
+    raw = env.from_source(
+        kafka_io.source(cfg, t.events, opts.bounded),
+        WatermarkStrategy.no_watermarks(),
+        "events source",
+    ).uid("source-events")
+    parsed = (
+        raw.process(ParseEvents(s, DEAD_LETTERS, t.events), output_type=RECORD)
+        .uid("parse-events")
+        .name("parse and validate events")
+    )
+    stream = (
+        parsed.assign_timestamps_and_watermarks(_watermarks(cfg, s.event_time, opts.bounded))
+        .uid("event-time")
+        .name("event time")
+    )
 
     # -- per-entity features in keyed state ---------------------------------------------------
     late: list[DataStream] = []
@@ -82,23 +98,48 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
             continue
         stream = (
             stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
-            .process(EntityFeaturesFunction(entity, cfg.features.for_entity(entity.name), LATE_EVENTS), output_type=RECORD)
+            .process(
+                EntityFeaturesFunction(entity, cfg.features.for_entity(entity.name), LATE_EVENTS),
+                output_type=RECORD,
+            )
             .uid(f"features-{entity.name}")
             .name(f"features by {entity.key}")
         )
         late.append(stream.get_side_output(LATE_EVENTS))
 
     # -- scoring ------------------------------------------------------------------------------
-    scored = stream.process(ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON), output_type=RECORD).uid("score").name("score (ONNX Runtime)")
+    scored = (
+        stream.process(
+            ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON), output_type=RECORD
+        )
+        .uid("score")
+        .name("score (ONNX Runtime)")
+    )
     _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores")
 
     # -- labels ---------------------------------------------------------------------------------
-    labels_raw = env.from_source(kafka_io.source(cfg, t.labels, opts.bounded), WatermarkStrategy.no_watermarks(), "labels source").uid("source-labels")
-    labels_parsed = labels_raw.process(ParseLabels(cfg.labels, LABEL_DEAD_LETTERS, t.labels), output_type=RECORD).uid("parse-labels").name("parse labels")
-    labels = labels_parsed.assign_timestamps_and_watermarks(_watermarks(cfg, "label_time", opts.bounded)).uid("label-time").name("label time")
+    labels_raw = env.from_source(
+        kafka_io.source(cfg, t.labels, opts.bounded),
+        WatermarkStrategy.no_watermarks(),
+        "labels source",
+    ).uid("source-labels")
+    labels_parsed = (
+        labels_raw.process(
+            ParseLabels(cfg.labels, LABEL_DEAD_LETTERS, t.labels), output_type=RECORD
+        )
+        .uid("parse-labels")
+        .name("parse labels")
+    )
+    labels = (
+        labels_parsed.assign_timestamps_and_watermarks(_watermarks(cfg, "label_time", opts.bounded))
+        .uid("label-time")
+        .name("label time")
+    )
 
     # -- dead letters and late events -------------------------------------------------------------
-    dead = parsed.get_side_output(DEAD_LETTERS).union(labels_parsed.get_side_output(LABEL_DEAD_LETTERS))
+    dead = parsed.get_side_output(DEAD_LETTERS).union(
+        labels_parsed.get_side_output(LABEL_DEAD_LETTERS)
+    )
     _to_topic(cfg, dead, t.dead_letter, "dead-letters")
     if late:
         late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
@@ -109,7 +150,9 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         fairness = (
             scored.connect(labels)
             .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
-            .process(FairnessFunction(cfg, favourable, opts.model_version), output_type=Types.STRING())
+            .process(
+                FairnessFunction(cfg, favourable, opts.model_version), output_type=Types.STRING()
+            )
             .uid("fairness")
             .name("fairness per window (late labels joined)")
             .slot_sharing_group(MONITORING_SLOTS)
@@ -119,7 +162,10 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
     # -- drift (Evidently), off the scoring path -------------------------------------------------
     drift = (
         scored.key_by(ConstantKey(), key_type=Types.STRING())
-        .process(DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace), output_type=Types.STRING())
+        .process(
+            DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace),
+            output_type=Types.STRING(),
+        )
         .uid("drift")
         .name("drift per window (Evidently)")
         .slot_sharing_group(MONITORING_SLOTS)

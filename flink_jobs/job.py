@@ -25,7 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-version", default="current")
     p.add_argument("--bootstrap", default=None, help="override [kafka] bootstrap_servers")
     p.add_argument("--topic-prefix", default="", help="prefix every topic and the group id (tests)")
-    p.add_argument("--bounded", action="store_true", help="stop at the topics' end offsets as of job start")
+    p.add_argument(
+        "--bounded", action="store_true", help="stop at the topics' end offsets as of job start"
+    )
     p.add_argument("--jar", action="append", default=[], help="connector jar URL for embedded runs")
     p.add_argument("--checkpoint-dir", default=None)
     p.add_argument("--parallelism", type=int, default=None)
@@ -51,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = cfg.with_topic_prefix(a.topic_prefix)
         if a.parallelism:
             cfg = replace(cfg, job=replace(cfg.job, parallelism=a.parallelism))
-        version = Registry(Path(a.registry)).resolve(cfg.model.name, a.model_version).metadata.version
+        version = (
+            Registry(Path(a.registry)).resolve(cfg.model.name, a.model_version).metadata.version
+        )
         opts = RunOptions(
             registry=str(Path(a.registry).resolve()),
             workspace=str(Path(a.workspace).resolve()),
@@ -62,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         env = create_env(cfg, opts)
         build(env, cfg, opts)
-        print(f"rtml: job {cfg.job.name!r} built: model {cfg.model.name} v{version}, topics from {cfg.kafka.topics.events!r}", flush=True)
+        print(
+            f"rtml: job {cfg.job.name!r} built: model {cfg.model.name} v{version}, topics from {cfg.kafka.topics.events!r}",
+            flush=True,
+        )
         if a.detached:
             client = env.execute_async(cfg.job.name)
             print(f"rtml: submitted job id {client.get_job_id()}", flush=True)

@@ -21,7 +21,9 @@ def source(cfg: JobConfig, topic: str, bounded: bool) -> KafkaSource:
         .set_bootstrap_servers(cfg.kafka.bootstrap_servers)
         .set_topics(topic)
         .set_group_id(cfg.kafka.group_id)
-        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
+        .set_starting_offsets(
+            KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
+        )
         .set_value_only_deserializer(SimpleStringSchema())
         .set_property("isolation.level", "read_committed")
         .set_property("commit.offsets.on.checkpoint", "true")
@@ -38,11 +40,20 @@ def sink(cfg: JobConfig, topic: str) -> KafkaSink:
     b = (
         KafkaSink.builder()
         .set_bootstrap_servers(cfg.kafka.bootstrap_servers)
-        .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic).set_value_serialization_schema(SimpleStringSchema()).build())
-        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE if exactly_once else DeliveryGuarantee.AT_LEAST_ONCE)
+        .set_record_serializer(
+            KafkaRecordSerializationSchema.builder()
+            .set_topic(topic)
+            .set_value_serialization_schema(SimpleStringSchema())
+            .build()
+        )
+        .set_delivery_guarantee(
+            DeliveryGuarantee.EXACTLY_ONCE if exactly_once else DeliveryGuarantee.AT_LEAST_ONCE
+        )
     )
     if exactly_once:
-        b = b.set_transactional_id_prefix(f"{cfg.job.name}-{topic}").set_property("transaction.timeout.ms", str(cfg.job.transaction_timeout_ms))
+        b = b.set_transactional_id_prefix(f"{cfg.job.name}-{topic}").set_property(
+            "transaction.timeout.ms", str(cfg.job.transaction_timeout_ms)
+        )
     for k, v in cfg.kafka.properties:
         b = b.set_property(k, v)
     return b.build()

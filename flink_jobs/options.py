@@ -15,7 +15,14 @@ class RunOptions:
     checkpoint_dir: str | None = None  # file:// URL; None = in memory (embedded only)
 
     def to_args(self) -> list[str]:
-        args = ["--registry", self.registry, "--workspace", self.workspace, "--model-version", self.model_version]
+        args = [
+            "--registry",
+            self.registry,
+            "--workspace",
+            self.workspace,
+            "--model-version",
+            self.model_version,
+        ]
         if self.bounded:
             args.append("--bounded")
         if self.checkpoint_dir:

@@ -24,7 +24,11 @@ def read_jsonl(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()]
 
 
-def build_dataset(cfg: JobConfig, raw_events: Iterable[str | Mapping[str, Any]], raw_labels: Iterable[str | Mapping[str, Any]]) -> pd.DataFrame:
+def build_dataset(
+    cfg: JobConfig,
+    raw_events: Iterable[str | Mapping[str, Any]],
+    raw_labels: Iterable[str | Mapping[str, Any]],
+) -> pd.DataFrame:
     """One row per labelled, valid, on-time event: model inputs, label, group, time, id.
 
     Invalid records are skipped exactly as the job dead-letters them; features come from the
@@ -60,7 +64,10 @@ def build_dataset(cfg: JobConfig, raw_events: Iterable[str | Mapping[str, Any]],
             row["__group__"] = ev[s.sensitive_attribute]
         rows.append(row)
     if not rows:
-        raise ConfigError("no labelled valid events to train on", hint="check that the labels' event ids match the events")
+        raise ConfigError(
+            "no labelled valid events to train on",
+            hint="check that the labels' event ids match the events",
+        )
     return pd.DataFrame(rows)
 
 

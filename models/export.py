@@ -26,16 +26,33 @@ def to_onnx(pipe: Any, inputs: tuple[ModelInput, ...]) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    types = [(i.name, StringTensorType([None, 1]) if i.type == "string" else FloatTensorType([None, 1])) for i in inputs]
+    types = [
+        (i.name, StringTensorType([None, 1]) if i.type == "string" else FloatTensorType([None, 1]))
+        for i in inputs
+    ]
     clf = pipe.steps[-1][1] if hasattr(pipe, "steps") else pipe
     try:
-        onx = convert_sklearn(pipe, initial_types=types, options={id(clf): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+        onx = convert_sklearn(
+            pipe,
+            initial_types=types,
+            options={id(clf): {"zipmap": False}},
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
     except Exception as e:  # skl2onnx raises many types for unsupported models
-        raise ModelError(f"cannot convert {type(clf).__name__} to ONNX: {str(e).splitlines()[0][:200]}", hint="use a scikit-learn estimator skl2onnx supports") from None
+        raise ModelError(
+            f"cannot convert {type(clf).__name__} to ONNX: {str(e).splitlines()[0][:200]}",
+            hint="use a scikit-learn estimator skl2onnx supports",
+        ) from None
     return onx.SerializeToString()
 
 
-def parity(pipe: Any, onnx_bytes: bytes, rows: pd.DataFrame, inputs: tuple[ModelInput, ...], tolerance: float) -> dict[str, Any]:
+def parity(
+    pipe: Any,
+    onnx_bytes: bytes,
+    rows: pd.DataFrame,
+    inputs: tuple[ModelInput, ...],
+    tolerance: float,
+) -> dict[str, Any]:
     """Max absolute difference of the positive-class probability, original vs ONNX."""
     x = frame_for_model(rows, inputs)
     expected = pipe.predict_proba(x)[:, 1]
@@ -89,7 +106,13 @@ def model_card(meta: ModelMetadata) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export(artifacts: Path, registry: Registry, tolerance: float = DEFAULT_TOLERANCE, make_current: bool = True, progress=print) -> ModelVersion:
+def export(
+    artifacts: Path,
+    registry: Registry,
+    tolerance: float = DEFAULT_TOLERANCE,
+    make_current: bool = True,
+    progress=print,
+) -> ModelVersion:
     import joblib
 
     info_path = artifacts / "training.json"
@@ -102,7 +125,9 @@ def export(artifacts: Path, registry: Registry, tolerance: float = DEFAULT_TOLER
     progress(f"converting {info['framework']} with {len(inputs)} inputs to ONNX")
     onnx_bytes = to_onnx(pipe, inputs)
     par = parity(pipe, onnx_bytes, hold, inputs, tolerance)
-    progress(f"parity on {par['rows']} held-out rows: max |p_sklearn - p_onnx| = {par['max_abs_diff']:.2e} (tolerance {tolerance})")
+    progress(
+        f"parity on {par['rows']} held-out rows: max |p_sklearn - p_onnx| = {par['max_abs_diff']:.2e} (tolerance {tolerance})"
+    )
     if not par["max_abs_diff"] <= tolerance:
         raise ParityError(
             f"ONNX parity failed: max probability difference {par['max_abs_diff']:.3g} > tolerance {tolerance} on {par['rows']} rows",
@@ -132,7 +157,12 @@ def export(artifacts: Path, registry: Registry, tolerance: float = DEFAULT_TOLER
     registry.publish(
         name,
         version,
-        {MODEL_FILE: onnx_bytes, METADATA_FILE: meta.to_json().encode(), CARD_FILE: model_card(meta).encode(), meta.reference_file: ref.getvalue()},
+        {
+            MODEL_FILE: onnx_bytes,
+            METADATA_FILE: meta.to_json().encode(),
+            CARD_FILE: model_card(meta).encode(),
+            meta.reference_file: ref.getvalue(),
+        },
         make_current=make_current,
     )
     return replace(registry.resolve(name, version))

@@ -52,6 +52,11 @@ class ModelMetadata:
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
-            raise ModelError(f"model metadata {path} is missing", hint="re-export the model with `rtml export`") from None
+            raise ModelError(
+                f"model metadata {path} is missing", hint="re-export the model with `rtml export`"
+            ) from None
         except (ValueError, TypeError, KeyError) as e:
-            raise ModelError(f"model metadata {path} is unreadable ({e})", hint="re-export the model with `rtml export`") from None
+            raise ModelError(
+                f"model metadata {path} is unreadable ({e})",
+                hint="re-export the model with `rtml export`",
+            ) from None

@@ -63,7 +63,9 @@ class Registry:
     def models(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
 
     def current_version(self, name: str) -> str | None:
         p = self.root / name / CURRENT_FILE
@@ -84,11 +86,17 @@ class Registry:
             version = cur
         path = self.root / name / version
         if not path.is_dir():
-            raise ModelError(f"model {name!r} has no version {version} in {self.root}", hint=f"pick one of {self.versions(name)} (see `rtml models list`)")
+            raise ModelError(
+                f"model {name!r} has no version {version} in {self.root}",
+                hint=f"pick one of {self.versions(name)} (see `rtml models list`)",
+            )
         meta = ModelMetadata.load(path / METADATA_FILE)
         mv = ModelVersion(path, meta)
         if not mv.onnx_path.is_file():
-            raise ModelError(f"model {name!r} version {version}: {MODEL_FILE} is missing", hint="re-export the model")
+            raise ModelError(
+                f"model {name!r} version {version}: {MODEL_FILE} is missing",
+                hint="re-export the model",
+            )
         return mv
 
     def verify(self, mv: ModelVersion) -> None:
@@ -100,11 +108,16 @@ class Registry:
                 hint="the file is corrupt or was replaced; re-export it",
             )
 
-    def publish(self, name: str, version: str, build: dict[str, bytes | Path], make_current: bool = True) -> None:
+    def publish(
+        self, name: str, version: str, build: dict[str, bytes | Path], make_current: bool = True
+    ) -> None:
         """Write files (file name -> bytes, or a path to copy) as ``version`` of ``name``."""
         (self.root / name).mkdir(parents=True, exist_ok=True)
         if (self.root / name / version).exists():
-            raise ModelError(f"model {name!r} version {version} already exists in {self.root}", hint="export again; versions are never overwritten")
+            raise ModelError(
+                f"model {name!r} version {version} already exists in {self.root}",
+                hint="export again; versions are never overwritten",
+            )
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.root / name))
         try:
             for fname, content in build.items():
@@ -121,7 +134,10 @@ class Registry:
 
     def set_current(self, name: str, version: str) -> None:
         if version not in self.versions(name):
-            raise ModelError(f"model {name!r} has no version {version}", hint=f"pick one of {self.versions(name)}")
+            raise ModelError(
+                f"model {name!r} has no version {version}",
+                hint=f"pick one of {self.versions(name)}",
+            )
         d = self.root / name
         fd, tmp = tempfile.mkstemp(prefix=".CURRENT-", dir=d)
         with os.fdopen(fd, "w") as f:

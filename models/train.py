@@ -38,7 +38,9 @@ def frame_for_model(df: pd.DataFrame, inputs: tuple[ModelInput, ...]) -> pd.Data
     """The exact columns and dtypes the pipeline (and the ONNX model) take."""
     out = pd.DataFrame(index=df.index)
     for i in inputs:
-        out[i.name] = df[i.name].astype(str) if i.type == "string" else df[i.name].astype(np.float32)
+        out[i.name] = (
+            df[i.name].astype(str) if i.type == "string" else df[i.name].astype(np.float32)
+        )
     return out
 
 
@@ -51,10 +53,15 @@ def make_pipeline(inputs: tuple[ModelInput, ...], seed: int):
     cats = [i.name for i in inputs if i.type == "string"]
     nums = [i.name for i in inputs if i.type == "float"]
     pre = ColumnTransformer(
-        [("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats), ("num", "passthrough", nums)],
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats),
+            ("num", "passthrough", nums),
+        ],
         sparse_threshold=0.0,
     )
-    clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=31, random_state=seed)
+    clf = HistGradientBoostingClassifier(
+        max_iter=150, learning_rate=0.1, max_leaf_nodes=31, random_state=seed
+    )
     return Pipeline([("pre", pre), ("clf", clf)])
 
 
@@ -64,7 +71,9 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def train(cfg: JobConfig, df: pd.DataFrame, out_dir: Path, seed: int = 0, progress=print) -> TrainResult:
+def train(
+    cfg: JobConfig, df: pd.DataFrame, out_dir: Path, seed: int = 0, progress=print
+) -> TrainResult:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     inputs = model_inputs(cfg)
@@ -73,9 +82,14 @@ def train(cfg: JobConfig, df: pd.DataFrame, out_dir: Path, seed: int = 0, progre
     train_df, hold_df = df.iloc[:cut], df.iloc[cut:]
     y_train = train_df[LABEL_COLUMN].to_numpy()
     if len(np.unique(y_train)) < 2:
-        raise ModelError("the training rows hold only one class", hint="generate or supply more history with both outcomes")
+        raise ModelError(
+            "the training rows hold only one class",
+            hint="generate or supply more history with both outcomes",
+        )
     pipe = make_pipeline(inputs, seed)
-    progress(f"fitting on {len(train_df)} rows ({int(y_train.sum())} positive), {len(inputs)} inputs")
+    progress(
+        f"fitting on {len(train_df)} rows ({int(y_train.sum())} positive), {len(inputs)} inputs"
+    )
     pipe.fit(frame_for_model(train_df, inputs), y_train)
     p_hold = pipe.predict_proba(frame_for_model(hold_df, inputs))[:, 1]
     y_hold = hold_df[LABEL_COLUMN].to_numpy()
@@ -85,12 +99,17 @@ def train(cfg: JobConfig, df: pd.DataFrame, out_dir: Path, seed: int = 0, progre
         "rows_holdout": int(len(hold_df)),
         "positive_rate_train": float(y_train.mean()),
         "roc_auc": float(roc_auc_score(y_hold, p_hold)) if len(np.unique(y_hold)) > 1 else None,
-        "average_precision": float(average_precision_score(y_hold, p_hold)) if len(np.unique(y_hold)) > 1 else None,
+        "average_precision": float(average_precision_score(y_hold, p_hold))
+        if len(np.unique(y_hold)) > 1
+        else None,
         "precision_at_threshold": float(y_hold[flagged].mean()) if flagged.any() else None,
         "recall_at_threshold": float(flagged[y_hold == 1].mean()) if (y_hold == 1).any() else None,
     }
     if "__group__" in hold_df:
-        metrics["flag_rate_by_group"] = {str(g): float(flagged[(hold_df["__group__"] == g).to_numpy()].mean()) for g in sorted(hold_df["__group__"].unique())}
+        metrics["flag_rate_by_group"] = {
+            str(g): float(flagged[(hold_df["__group__"] == g).to_numpy()].mean())
+            for g in sorted(hold_df["__group__"].unique())
+        }
 
     import joblib
 

@@ -14,8 +14,15 @@ DEFAULT_CONFIG = paths.DEPLOY_DIR / "configs" / "cards.toml"
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="job config (TOML); default: the card-fraud demo")
-    p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (overrides the config)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="job config (TOML); default: the card-fraud demo",
+    )
+    p.add_argument(
+        "--bootstrap", default=None, help="Kafka bootstrap servers (overrides the config)"
+    )
     p.add_argument("--topic-prefix", default="", help="prefix every topic name and the group id")
 
 
@@ -23,25 +30,42 @@ def _scenario_args(p: argparse.ArgumentParser, events: int, days: float, seed: i
     p.add_argument("--events", type=int, default=events)
     p.add_argument("--days", type=float, default=days)
     p.add_argument("--seed", type=int, default=seed)
-    p.add_argument("--bias", type=float, default=0.25, help="share of the protected group's legitimate events labelled fraud")
+    p.add_argument(
+        "--bias",
+        type=float,
+        default=0.25,
+        help="share of the protected group's legitimate events labelled fraud",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rtml", description="Real-time ML on Apache Flink: per-key features, ONNX scoring, fairness and drift monitoring.")
+    ap = argparse.ArgumentParser(
+        prog="rtml",
+        description="Real-time ML on Apache Flink: per-key features, ONNX scoring, fairness and drift monitoring.",
+    )
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    sub.add_parser("setup", help="check Java/Maven and fetch the Kafka and Flink connector jars (idempotent)")
+    sub.add_parser(
+        "setup", help="check Java/Maven and fetch the Kafka and Flink connector jars (idempotent)"
+    )
 
-    p = sub.add_parser("demo", help="set up, start Kafka, train+export, produce, run the job, print a summary")
+    p = sub.add_parser(
+        "demo", help="set up, start Kafka, train+export, produce, run the job, print a summary"
+    )
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     p.add_argument("--port", type=int, default=9092, help="Kafka broker port on 127.0.0.1")
     p.add_argument("--events", type=int, default=20_000)
-    p.add_argument("--retrain", action="store_true", help="train a new model version even if one is registered")
+    p.add_argument(
+        "--retrain", action="store_true", help="train a new model version even if one is registered"
+    )
     p.add_argument("--drift-size", type=float, default=0.8)
     p.add_argument("--bias", type=float, default=0.25)
     p.add_argument("--bad-fraction", type=float, default=0.01)
 
-    for name, helptext in (("broker", "the local Kafka broker (KRaft) on 127.0.0.1"), ("cluster", "the local Flink standalone session cluster")):
+    for name, helptext in (
+        ("broker", "the local Kafka broker (KRaft) on 127.0.0.1"),
+        ("cluster", "the local Flink standalone session cluster"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("action", choices=["start", "stop", "status"])
         if name == "broker":
@@ -51,46 +75,80 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--taskmanagers", type=int, default=1)
             p.add_argument("--slots", type=int, default=2)
 
-    p = sub.add_parser("produce", help="write a generated card-transaction scenario (events + late labels) to Kafka")
+    p = sub.add_parser(
+        "produce",
+        help="write a generated card-transaction scenario (events + late labels) to Kafka",
+    )
     _config_arg(p)
     _scenario_args(p, events=20_000, days=3.0, seed=7)
-    p.add_argument("--drift-at", type=float, default=None, help="hours after the start when drift begins")
+    p.add_argument(
+        "--drift-at", type=float, default=None, help="hours after the start when drift begins"
+    )
     p.add_argument("--drift-size", type=float, default=0.8)
     p.add_argument("--bad-fraction", type=float, default=0.01)
-    p.add_argument("--out", type=Path, default=None, help="also write events.jsonl and labels.jsonl here")
+    p.add_argument(
+        "--out", type=Path, default=None, help="also write events.jsonl and labels.jsonl here"
+    )
 
-    p = sub.add_parser("train", help="train a classifier on offline features (the job's own feature code)")
+    p = sub.add_parser(
+        "train", help="train a classifier on offline features (the job's own feature code)"
+    )
     _config_arg(p)
     _scenario_args(p, events=40_000, days=6.0, seed=1)
-    p.add_argument("--history", type=Path, default=None, help="JSON-lines events to train on instead of a generated history")
+    p.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        help="JSON-lines events to train on instead of a generated history",
+    )
     p.add_argument("--labels", type=Path, default=None, help="JSON-lines labels for --history")
 
     p = sub.add_parser("export", help="export the trained model to ONNX, check parity, register it")
     _config_arg(p)
-    p.add_argument("--tolerance", type=float, default=1e-4, help="max |p_original - p_onnx| allowed on held-out rows")
-    p.add_argument("--no-current", action="store_true", help="register without making it the current version")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="max |p_original - p_onnx| allowed on held-out rows",
+    )
+    p.add_argument(
+        "--no-current", action="store_true", help="register without making it the current version"
+    )
 
     p = sub.add_parser("models", help="list or show registered models")
     p.add_argument("action", choices=["list", "show"])
     p.add_argument("name", nargs="?", default="cards-fraud")
     p.add_argument("--version", default="current")
 
-    for name, helptext in (("run", "run the job on the embedded Flink MiniCluster"), ("submit", "submit the job to a Flink session cluster")):
+    for name, helptext in (
+        ("run", "run the job on the embedded Flink MiniCluster"),
+        ("submit", "submit the job to a Flink session cluster"),
+    ):
         p = sub.add_parser(name, help=helptext)
         _config_arg(p)
-        p.add_argument("--bounded", action="store_true", help="stop once the topics' current contents are consumed")
+        p.add_argument(
+            "--bounded",
+            action="store_true",
+            help="stop once the topics' current contents are consumed",
+        )
         p.add_argument("--model-version", default="current")
         p.add_argument("--parallelism", type=int, default=None)
         if name == "submit":
             p.add_argument("--jobmanager", default="127.0.0.1:8081")
-            p.add_argument("--wait", action="store_true", help="wait for the job to finish instead of detaching")
+            p.add_argument(
+                "--wait",
+                action="store_true",
+                help="wait for the job to finish instead of detaching",
+            )
 
     p = sub.add_parser("jobs", help="list or cancel jobs on a Flink session cluster")
     p.add_argument("action", choices=["list", "cancel"])
     p.add_argument("job_id", nargs="?")
     p.add_argument("--jobmanager", default="127.0.0.1:8081")
 
-    p = sub.add_parser("reports", help="drift and fairness verdicts per window (from the last demo run by default)")
+    p = sub.add_parser(
+        "reports", help="drift and fairness verdicts per window (from the last demo run by default)"
+    )
     p.add_argument("--config", type=Path, default=None)
     p.add_argument("--bootstrap", default=None)
     p.add_argument("--topic-prefix", default=None)
@@ -133,13 +191,26 @@ def dispatch(a: argparse.Namespace) -> int:
         from rtml.commands.data import produce_scenario, scenario_options
 
         cfg = _load(a)
-        r = produce_scenario(cfg, scenario_options(a.seed, a.events, a.days, a.drift_at, a.drift_size, a.bias, a.bad_fraction), a.out)
-        print(f"produced {r.events} events ({r.valid} valid, {r.bad} malformed) and {r.labels} labels")
+        r = produce_scenario(
+            cfg,
+            scenario_options(
+                a.seed, a.events, a.days, a.drift_at, a.drift_size, a.bias, a.bad_fraction
+            ),
+            a.out,
+        )
+        print(
+            f"produced {r.events} events ({r.valid} valid, {r.bad} malformed) and {r.labels} labels"
+        )
     elif a.cmd == "train":
         from rtml.commands.data import scenario_options, train_model
 
         cfg = _load(a)
-        train_model(cfg, scenario_options(a.seed, a.events, a.days, None, 0.0, a.bias, 0.0), a.history, a.labels)
+        train_model(
+            cfg,
+            scenario_options(a.seed, a.events, a.days, None, 0.0, a.bias, 0.0),
+            a.history,
+            a.labels,
+        )
     elif a.cmd == "export":
         from rtml.commands.data import export_model
 
@@ -152,7 +223,9 @@ def dispatch(a: argparse.Namespace) -> int:
         from rtml.commands.job import JobTarget, run_embedded, submit
 
         cfg = _load(a)
-        target = JobTarget(a.config, a.bootstrap, a.topic_prefix, a.bounded, a.model_version, a.parallelism)
+        target = JobTarget(
+            a.config, a.bootstrap, a.topic_prefix, a.bounded, a.model_version, a.parallelism
+        )
         if a.cmd == "run":
             run_embedded(cfg, target)
         else:

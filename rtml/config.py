@@ -26,7 +26,10 @@ def parse_duration(value: Any, where: str) -> int:
         return value
     m = _DURATION.match(str(value))
     if not m:
-        raise ConfigError(f"{where}: {value!r} is not a duration", hint="write it like '500ms', '30s', '5m', '1h' or '7d'")
+        raise ConfigError(
+            f"{where}: {value!r} is not a duration",
+            hint="write it like '500ms', '30s', '5m', '1h' or '7d'",
+        )
     return int(m.group(1)) * _UNIT_MS[m.group(2)]
 
 
@@ -80,7 +83,15 @@ class Topics:
     drift: str
 
     def all(self) -> tuple[str, ...]:
-        return (self.events, self.labels, self.scores, self.dead_letter, self.late, self.fairness, self.drift)
+        return (
+            self.events,
+            self.labels,
+            self.scores,
+            self.dead_letter,
+            self.late,
+            self.fairness,
+            self.drift,
+        )
 
 
 @dataclass(frozen=True)
@@ -152,7 +163,9 @@ class JobConfig:
     def with_topic_prefix(self, prefix: str) -> JobConfig:
         t = self.kafka.topics
         topics = Topics(*(prefix + name for name in t.all()))
-        return replace(self, kafka=replace(self.kafka, topics=topics, group_id=prefix + self.kafka.group_id))
+        return replace(
+            self, kafka=replace(self.kafka, topics=topics, group_id=prefix + self.kafka.group_id)
+        )
 
     @property
     def model_inputs(self) -> tuple[str, ...]:
@@ -164,18 +177,26 @@ class JobConfig:
 def load_config(path: str | Path) -> JobConfig:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"job config {p} does not exist", hint="pass --config with the path of a TOML job config, e.g. deploy/configs/cards.toml")
+        raise ConfigError(
+            f"job config {p} does not exist",
+            hint="pass --config with the path of a TOML job config, e.g. deploy/configs/cards.toml",
+        )
     try:
         raw = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: invalid TOML: {e}", hint="fix the syntax at the line named") from None
+        raise ConfigError(
+            f"{p}: invalid TOML: {e}", hint="fix the syntax at the line named"
+        ) from None
     return parse_config(raw, source=str(p))
 
 
 def _section(raw: dict, name: str, src: str) -> dict:
     sec = raw.get(name)
     if not isinstance(sec, dict):
-        raise ConfigError(f"{src}: missing section [{name}]", hint=f"add a [{name}] table; see deploy/configs/cards.toml")
+        raise ConfigError(
+            f"{src}: missing section [{name}]",
+            hint=f"add a [{name}] table; see deploy/configs/cards.toml",
+        )
     return sec
 
 
@@ -192,27 +213,43 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         name=str(_req(j, "name", "[job]")),
         parallelism=int(j.get("parallelism", 1)),
         execution_mode=str(j.get("execution_mode", "process")),
-        checkpoint_interval_ms=parse_duration(j.get("checkpoint_interval", "5s"), "[job] checkpoint_interval"),
+        checkpoint_interval_ms=parse_duration(
+            j.get("checkpoint_interval", "5s"), "[job] checkpoint_interval"
+        ),
         delivery=str(j.get("delivery", "exactly-once")),
-        transaction_timeout_ms=parse_duration(j.get("transaction_timeout", "10m"), "[job] transaction_timeout"),
+        transaction_timeout_ms=parse_duration(
+            j.get("transaction_timeout", "10m"), "[job] transaction_timeout"
+        ),
         state_backend=str(j.get("state_backend", "hashmap")),
         state_cache_size=int(j.get("state_cache_size", 100_000)),
         bundle_size=int(j.get("bundle_size", 1000)),
         bundle_time_ms=parse_duration(j.get("bundle_time", "1s"), "[job] bundle_time"),
     )
     if job.delivery not in ("exactly-once", "at-least-once"):
-        raise ConfigError(f"[job] delivery = {job.delivery!r} is not supported", hint="use 'exactly-once' or 'at-least-once'")
+        raise ConfigError(
+            f"[job] delivery = {job.delivery!r} is not supported",
+            hint="use 'exactly-once' or 'at-least-once'",
+        )
     if job.execution_mode not in ("process", "thread"):
-        raise ConfigError(f"[job] execution_mode = {job.execution_mode!r} is not supported", hint="use 'process' or 'thread'")
+        raise ConfigError(
+            f"[job] execution_mode = {job.execution_mode!r} is not supported",
+            hint="use 'process' or 'thread'",
+        )
     if job.state_backend not in ("hashmap", "rocksdb"):
-        raise ConfigError(f"[job] state_backend = {job.state_backend!r} is not supported", hint="use 'hashmap' or 'rocksdb'")
+        raise ConfigError(
+            f"[job] state_backend = {job.state_backend!r} is not supported",
+            hint="use 'hashmap' or 'rocksdb'",
+        )
 
     k = _section(raw, "kafka", src)
     t = _req(k, "topics", "[kafka]")
     try:
         topics = Topics(**{name: str(t[name]) for name in Topics.__dataclass_fields__})
     except KeyError as e:
-        raise ConfigError(f"[kafka.topics]: missing topic {e}", hint="name all of events, labels, scores, dead_letter, late, fairness, drift") from None
+        raise ConfigError(
+            f"[kafka.topics]: missing topic {e}",
+            hint="name all of events, labels, scores, dead_letter, late, fairness, drift",
+        ) from None
     kafka = KafkaSettings(
         bootstrap_servers=str(k.get("bootstrap_servers", "127.0.0.1:9092")),
         group_id=str(k.get("group_id", job.name)),
@@ -227,7 +264,10 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
     for name, spec in fields_raw.items():
         ftype = spec.get("type")
         if ftype not in FIELD_TYPES:
-            raise ConfigError(f"[schema.fields] {name}: type {ftype!r} is unknown", hint=f"use one of {', '.join(FIELD_TYPES)}")
+            raise ConfigError(
+                f"[schema.fields] {name}: type {ftype!r} is unknown",
+                hint=f"use one of {', '.join(FIELD_TYPES)}",
+            )
         fields.append(
             FieldSpec(
                 name=name,
@@ -240,23 +280,40 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
             )
         )
     names = {f.name for f in fields}
-    entities = tuple(Entity(name=str(n), key=str(v)) for n, v in _req(s, "entities", "[schema]").items())
+    entities = tuple(
+        Entity(name=str(n), key=str(v)) for n, v in _req(s, "entities", "[schema]").items()
+    )
     schema = EventSchema(
         fields=tuple(fields),
         event_id=str(_req(s, "event_id", "[schema]")),
         event_time=str(_req(s, "event_time", "[schema]")),
         sensitive_attribute=s.get("sensitive_attribute"),
         entities=entities,
-        max_out_of_orderness_ms=parse_duration(s.get("max_out_of_orderness", "5s"), "[schema] max_out_of_orderness"),
+        max_out_of_orderness_ms=parse_duration(
+            s.get("max_out_of_orderness", "5s"), "[schema] max_out_of_orderness"
+        ),
         max_future_ms=parse_duration(s.get("max_future", "1d"), "[schema] max_future"),
     )
-    for ref, what in [(schema.event_id, "event_id"), (schema.event_time, "event_time"), *((e.key, f"entities.{e.name}") for e in entities)]:
+    for ref, what in [
+        (schema.event_id, "event_id"),
+        (schema.event_time, "event_time"),
+        *((e.key, f"entities.{e.name}") for e in entities),
+    ]:
         if ref not in names:
-            raise ConfigError(f"[schema] {what} names field {ref!r}, which [schema.fields] does not declare", hint="declare the field or fix the name")
+            raise ConfigError(
+                f"[schema] {what} names field {ref!r}, which [schema.fields] does not declare",
+                hint="declare the field or fix the name",
+            )
     if schema.field(schema.event_time).type != "timestamp":
-        raise ConfigError(f"[schema] event_time field {schema.event_time!r} must have type 'timestamp'", hint="set its type to 'timestamp'")
+        raise ConfigError(
+            f"[schema] event_time field {schema.event_time!r} must have type 'timestamp'",
+            hint="set its type to 'timestamp'",
+        )
     if schema.sensitive_attribute is not None and schema.sensitive_attribute not in names:
-        raise ConfigError(f"[schema] sensitive_attribute {schema.sensitive_attribute!r} is not a declared field", hint="declare it in [schema.fields]")
+        raise ConfigError(
+            f"[schema] sensitive_attribute {schema.sensitive_attribute!r} is not a declared field",
+            hint="declare it in [schema.fields]",
+        )
 
     lab = _section(raw, "labels", src)
     labels = LabelSettings(
@@ -279,7 +336,10 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
     )
     for r in model.raw_inputs:
         if r not in names:
-            raise ConfigError(f"[model] raw_inputs names {r!r}, which is not a declared field", hint="declare it in [schema.fields] or remove it")
+            raise ConfigError(
+                f"[model] raw_inputs names {r!r}, which is not a declared field",
+                hint="declare it in [schema.fields] or remove it",
+            )
 
     mo = _section(raw, "monitoring", src)
     monitoring = MonitoringSettings(
@@ -298,7 +358,10 @@ def _parse_features(raw: dict, schema: EventSchema) -> FeatureSet:
     opts = raw.get("feature_options", {})
     blocks = raw.get("features", [])
     if not blocks:
-        raise ConfigError("no [[features]] declared", hint="declare at least one [[features]] block; see deploy/configs/cards.toml")
+        raise ConfigError(
+            "no [[features]] declared",
+            hint="declare at least one [[features]] block; see deploy/configs/cards.toml",
+        )
     entity_names = {e.name for e in schema.entities}
     specs: list[FeatureSpec] = []
     numeric: set[str] = set()
@@ -306,27 +369,45 @@ def _parse_features(raw: dict, schema: EventSchema) -> FeatureSet:
         where = f"[[features]] #{i + 1}"
         entity = str(_req(b, "entity", where))
         if entity not in entity_names:
-            raise ConfigError(f"{where}: entity {entity!r} is not declared", hint=f"use one of {sorted(entity_names)} or add it to [schema.entities]")
+            raise ConfigError(
+                f"{where}: entity {entity!r} is not declared",
+                hint=f"use one of {sorted(entity_names)} or add it to [schema.entities]",
+            )
         fld = b.get("field")
         windows = [parse_duration(w, f"{where} windows") for w in b.get("windows", [])]
         for agg in b.get("aggregations", []):
             if agg not in AGGREGATIONS:
-                raise ConfigError(f"{where}: aggregation {agg!r} is unknown", hint=f"use one of {', '.join(AGGREGATIONS)}")
+                raise ConfigError(
+                    f"{where}: aggregation {agg!r} is unknown",
+                    hint=f"use one of {', '.join(AGGREGATIONS)}",
+                )
             needs_field, needs_window = AGGREGATIONS[agg]
             if needs_field:
                 if fld is None:
-                    raise ConfigError(f"{where}: aggregation {agg!r} needs a field", hint="add field = \"...\" to the block")
+                    raise ConfigError(
+                        f"{where}: aggregation {agg!r} needs a field",
+                        hint='add field = "..." to the block',
+                    )
                 try:
                     ftype = schema.field(fld).type
                 except KeyError:
-                    raise ConfigError(f"{where}: field {fld!r} is not declared", hint="declare it in [schema.fields]") from None
+                    raise ConfigError(
+                        f"{where}: field {fld!r} is not declared",
+                        hint="declare it in [schema.fields]",
+                    ) from None
                 if agg != "distinct":
                     if ftype not in ("float", "int"):
-                        raise ConfigError(f"{where}: {agg!r} needs a numeric field, {fld!r} is {ftype}", hint="use 'distinct' for non-numeric fields")
+                        raise ConfigError(
+                            f"{where}: {agg!r} needs a numeric field, {fld!r} is {ftype}",
+                            hint="use 'distinct' for non-numeric fields",
+                        )
                     numeric.add(fld)
             if needs_window:
                 if not windows:
-                    raise ConfigError(f"{where}: aggregation {agg!r} needs windows", hint="add windows = [\"1h\", \"24h\"]")
+                    raise ConfigError(
+                        f"{where}: aggregation {agg!r} needs windows",
+                        hint='add windows = ["1h", "24h"]',
+                    )
                 for w in windows:
                     specs.append(FeatureSpec(entity, agg, fld if needs_field else None, w))
             else:
@@ -334,12 +415,17 @@ def _parse_features(raw: dict, schema: EventSchema) -> FeatureSet:
     names = [s.name for s in specs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise ConfigError(f"features declared twice: {sorted(dupes)}", hint="remove the duplicate aggregations or windows")
+        raise ConfigError(
+            f"features declared twice: {sorted(dupes)}",
+            hint="remove the duplicate aggregations or windows",
+        )
     return FeatureSet(
         specs=tuple(specs),
         tiles_per_window=int(opts.get("tiles_per_window", 12)),
         distinct_capacity=int(opts.get("distinct_capacity", 64)),
-        allowed_lateness_ms=parse_duration(opts.get("allowed_lateness", "1h"), "[feature_options] allowed_lateness"),
+        allowed_lateness_ms=parse_duration(
+            opts.get("allowed_lateness", "1h"), "[feature_options] allowed_lateness"
+        ),
         ttl_ms=parse_duration(opts.get("ttl", "30d"), "[feature_options] ttl"),
         numeric_fields=frozenset(numeric),
     )

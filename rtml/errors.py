@@ -61,7 +61,9 @@ class StateVersionError(RtmlError):
 class RecordError(RtmlError):
     """One input record is invalid. Never fatal: it is routed to the dead-letter output."""
 
-    def __init__(self, code: str, message: str, *, field: str | None = None, record_id: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, field: str | None = None, record_id: str | None = None
+    ) -> None:
         self.code = code
         self.field = field
         self.record_id = record_id

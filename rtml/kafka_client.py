@@ -16,7 +16,10 @@ def _props(cfg: JobConfig) -> dict[str, Any]:
 
 
 def _unreachable(servers: str, e: Exception) -> ServiceError:
-    return ServiceError(f"cannot reach Kafka at {servers} ({type(e).__name__}: {e})", hint="start the local broker with `rtml broker start` or pass --bootstrap")
+    return ServiceError(
+        f"cannot reach Kafka at {servers} ({type(e).__name__}: {e})",
+        hint="start the local broker with `rtml broker start` or pass --bootstrap",
+    )
 
 
 def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
@@ -25,12 +28,21 @@ def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
 
     servers = cfg.kafka.bootstrap_servers
     try:
-        admin = KafkaAdminClient(bootstrap_servers=servers, client_id="rtml-admin", request_timeout_ms=15000, **_props(cfg))
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers,
+            client_id="rtml-admin",
+            request_timeout_ms=15000,
+            **_props(cfg),
+        )
     except KafkaError as e:
         raise _unreachable(servers, e) from None
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(t, num_partitions=cfg.kafka.partitions, replication_factor=1) for t in (topics or cfg.kafka.topics.all()) if t not in existing]
+        new = [
+            NewTopic(t, num_partitions=cfg.kafka.partitions, replication_factor=1)
+            for t in (topics or cfg.kafka.topics.all())
+            if t not in existing
+        ]
         if new:
             try:
                 admin.create_topics(new)
@@ -40,13 +52,24 @@ def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
         admin.close()
 
 
-def produce(cfg: JobConfig, topic: str, records: Iterable[str], progress: Callable[[int], None] | None = None) -> int:
+def produce(
+    cfg: JobConfig,
+    topic: str,
+    records: Iterable[str],
+    progress: Callable[[int], None] | None = None,
+) -> int:
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
     servers = cfg.kafka.bootstrap_servers
     try:
-        p = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=20, batch_size=256 * 1024, **_props(cfg))
+        p = KafkaProducer(
+            bootstrap_servers=servers,
+            acks="all",
+            linger_ms=20,
+            batch_size=256 * 1024,
+            **_props(cfg),
+        )
     except KafkaError as e:
         raise _unreachable(servers, e) from None
     n = 0
@@ -100,7 +123,11 @@ def read_topic(cfg: JobConfig, topic: str, timeout_ms: int = 5000, parse: bool =
 def end_offsets(cfg: JobConfig, topics: Iterable[str]) -> dict[str, int]:
     from kafka import KafkaConsumer, TopicPartition
 
-    c = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap_servers, isolation_level="read_committed", **_props(cfg))
+    c = KafkaConsumer(
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        isolation_level="read_committed",
+        **_props(cfg),
+    )
     try:
         out = {}
         for t in topics:

@@ -28,7 +28,11 @@ class DriftColumns:
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
 
 
 class ReportWorkspace:
@@ -41,7 +45,11 @@ class ReportWorkspace:
         path.mkdir(parents=True, exist_ok=True)
         self.ws = Workspace.create(str(path))
         found = self.ws.search_project(project)
-        self.project = found[0] if found else self.ws.create_project(project, description="rtml drift reports per window")
+        self.project = (
+            found[0]
+            if found
+            else self.ws.create_project(project, description="rtml drift reports per window")
+        )
 
     def add(self, snapshot: Any, name: str) -> str:
         ref = self.ws.add_run(self.project.id, snapshot, name=name)
@@ -49,14 +57,22 @@ class ReportWorkspace:
 
 
 class DriftMonitor:
-    def __init__(self, reference: pd.DataFrame, columns: DriftColumns, drift_share: float = 0.5, workspace: ReportWorkspace | None = None) -> None:
+    def __init__(
+        self,
+        reference: pd.DataFrame,
+        columns: DriftColumns,
+        drift_share: float = 0.5,
+        workspace: ReportWorkspace | None = None,
+    ) -> None:
         os.environ.setdefault("DO_NOT_TRACK", "1")
         from evidently import DataDefinition
 
         self.columns = columns
         self.drift_share = drift_share
         self.workspace = workspace
-        self.definition = DataDefinition(numerical_columns=list(columns.numerical), categorical_columns=list(columns.categorical))
+        self.definition = DataDefinition(
+            numerical_columns=list(columns.numerical), categorical_columns=list(columns.categorical)
+        )
         self.reference = self._frame(reference.to_dict("records"))
 
     def _frame(self, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -67,7 +83,14 @@ class DriftMonitor:
             df[c] = df[c].astype(str)
         return df
 
-    def evaluate(self, rows: Sequence[Mapping[str, Any]], window_start: int, window_end: int, model_version: str, tags: Sequence[str] = ()) -> dict[str, Any]:
+    def evaluate(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        window_start: int,
+        window_end: int,
+        model_version: str,
+        tags: Sequence[str] = (),
+    ) -> dict[str, Any]:
         from evidently import Dataset, Report
         from evidently.presets import DataDriftPreset
 
@@ -78,12 +101,24 @@ class DriftMonitor:
             Dataset.from_pandas(cur, data_definition=self.definition),
             Dataset.from_pandas(self.reference, data_definition=self.definition),
             timestamp=datetime.fromtimestamp(window_end / 1000, tz=UTC).replace(tzinfo=None),
-            metadata={"window_start": iso(window_start), "window_end": iso(window_end), "model_version": str(model_version), "rows": str(len(cur))},
+            metadata={
+                "window_start": iso(window_start),
+                "window_end": iso(window_end),
+                "model_version": str(model_version),
+                "rows": str(len(cur)),
+            },
             tags=["drift", f"model-v{model_version}", *tags],
             name=name,
         )
         summary = summarize(snap.dict())
-        summary.update({"window_start": window_start, "window_end": window_end, "model_version": str(model_version), "rows": len(cur)})
+        summary.update(
+            {
+                "window_start": window_start,
+                "window_end": window_end,
+                "model_version": str(model_version),
+                "rows": len(cur),
+            }
+        )
         summary["dataset_drift"] = summary["drift_share"] >= self.drift_share
         if self.workspace is not None:
             summary["report_id"] = self.workspace.add(snap, name)
@@ -100,14 +135,22 @@ def summarize(d: dict[str, Any]) -> dict[str, Any]:
         if kind.endswith("DriftedColumnsCount"):
             share = float(m["value"]["share"])
         elif kind.endswith("ValueDrift"):
-            columns[cfg["column"]] = {"method": cfg.get("method"), "threshold": cfg.get("threshold"), "score": _num(m["value"])}
+            columns[cfg["column"]] = {
+                "method": cfg.get("method"),
+                "threshold": cfg.get("threshold"),
+                "score": _num(m["value"]),
+            }
     for t in d.get("tests", []):
         params = t.get("metric_config", {}).get("params", {})
         col = params.get("column")
         if col in columns and params.get("type", "").endswith("ValueDrift"):
             status = t.get("status")
             columns[col]["drifted"] = str(getattr(status, "value", status)) == "FAIL"
-    return {"drift_share": share, "drifted_columns": sorted(c for c, v in columns.items() if v.get("drifted")), "columns": columns}
+    return {
+        "drift_share": share,
+        "drifted_columns": sorted(c for c, v in columns.items() if v.get("drifted")),
+        "columns": columns,
+    }
 
 
 def _num(v: Any) -> float:

@@ -32,7 +32,14 @@ class GroupCounts:
     false_pos: int = 0  # favourable prediction, unfavourable label
 
     def to_list(self) -> list[int]:
-        return [self.n, self.selected, self.positives, self.true_pos, self.negatives, self.false_pos]
+        return [
+            self.n,
+            self.selected,
+            self.positives,
+            self.true_pos,
+            self.negatives,
+            self.false_pos,
+        ]
 
     @classmethod
     def from_list(cls, v: list[int]) -> GroupCounts:

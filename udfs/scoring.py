@@ -31,14 +31,25 @@ def session_options(threads: int = 1):
 
 
 class OnnxScorer:
-    def __init__(self, model: bytes | Path, inputs: Sequence[ModelInput], output: str = "probabilities", threads: int = 1) -> None:
+    def __init__(
+        self,
+        model: bytes | Path,
+        inputs: Sequence[ModelInput],
+        output: str = "probabilities",
+        threads: int = 1,
+    ) -> None:
         import onnxruntime as ort
 
         try:
             src = model if isinstance(model, bytes) else str(model)
-            self.session = ort.InferenceSession(src, sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                src, sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+            )
         except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelError(f"ONNX Runtime cannot load the model: {str(e).splitlines()[0][:200]}", hint="the file is corrupt or not an ONNX model; re-export it") from None
+            raise ModelError(
+                f"ONNX Runtime cannot load the model: {str(e).splitlines()[0][:200]}",
+                hint="the file is corrupt or not an ONNX model; re-export it",
+            ) from None
         self.inputs = tuple(inputs)
         declared = {i.name for i in self.session.get_inputs()}
         wanted = {i.name for i in self.inputs}
@@ -49,7 +60,10 @@ class OnnxScorer:
             )
         outs = [o.name for o in self.session.get_outputs()]
         if output not in outs:
-            raise ModelError(f"the ONNX model has no output {output!r} (it has {outs})", hint="export with zipmap disabled")
+            raise ModelError(
+                f"the ONNX model has no output {output!r} (it has {outs})",
+                hint="export with zipmap disabled",
+            )
         self.output = output
 
     @classmethod
@@ -75,7 +89,11 @@ class OnnxScorer:
                     v = r.get(name)
                     col[k, 0] = "" if v is None else str(v)
             else:
-                col = np.fromiter((np.nan if (v := r.get(name)) is None else v for r in rows), dtype=np.float32, count=n).reshape(n, 1)
+                col = np.fromiter(
+                    (np.nan if (v := r.get(name)) is None else v for r in rows),
+                    dtype=np.float32,
+                    count=n,
+                ).reshape(n, 1)
             out[name] = col
         return out
 

@@ -28,11 +28,17 @@ def _loads(raw: str | bytes) -> Any:
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise RecordError("invalid_utf8", f"record is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            raise RecordError(
+                "invalid_utf8", f"record is not valid UTF-8 ({e.reason} at byte {e.start})"
+            ) from None
     if "\ufffd" in raw:
-        raise RecordError("invalid_utf8", "record contains bytes that are not valid UTF-8 (decoded as U+FFFD)")
+        raise RecordError(
+            "invalid_utf8", "record contains bytes that are not valid UTF-8 (decoded as U+FFFD)"
+        )
     if len(raw) > MAX_RAW_BYTES:
-        raise RecordError("too_large", f"record is {len(raw)} bytes, over the {MAX_RAW_BYTES} byte limit")
+        raise RecordError(
+            "too_large", f"record is {len(raw)} bytes, over the {MAX_RAW_BYTES} byte limit"
+        )
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
@@ -67,22 +73,44 @@ def parse_timestamp(value: Any) -> int:
 
 def _check_field(f: FieldSpec, v: Any, rid: str, now_ms: int, schema: EventSchema) -> Any:
     def bad(code: str, what: str, fix: str) -> RecordError:
-        return RecordError(code, f"record {rid}: field '{f.name}' {what} -> {fix}", field=f.name, record_id=rid)
+        return RecordError(
+            code, f"record {rid}: field '{f.name}' {what} -> {fix}", field=f.name, record_id=rid
+        )
 
     t = f.type
     if t in ("string", "category"):
         if not isinstance(v, str):
-            raise bad("wrong_type", f"must be a string, got {type(v).__name__} {str(v)[:40]!r}", "send a JSON string")
+            raise bad(
+                "wrong_type",
+                f"must be a string, got {type(v).__name__} {str(v)[:40]!r}",
+                "send a JSON string",
+            )
         if not v or len(v) > f.max_length:
-            raise bad("bad_length", f"has length {len(v)}, allowed 1..{f.max_length}", "send a non-empty, shorter value")
+            raise bad(
+                "bad_length",
+                f"has length {len(v)}, allowed 1..{f.max_length}",
+                "send a non-empty, shorter value",
+            )
         if not v.isprintable():
-            raise bad("bad_characters", "contains control characters", "strip control characters at the producer")
+            raise bad(
+                "bad_characters",
+                "contains control characters",
+                "strip control characters at the producer",
+            )
         if t == "category" and f.values and v not in f.values:
-            raise bad("unknown_category", f"has unknown value {v[:40]!r}", f"use one of {list(f.values)} or add it to the schema")
+            raise bad(
+                "unknown_category",
+                f"has unknown value {v[:40]!r}",
+                f"use one of {list(f.values)} or add it to the schema",
+            )
         return v
     if t in ("float", "int"):
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise bad("wrong_type", f"must be a number, got {type(v).__name__} {str(v)[:40]!r}", "send a JSON number")
+            raise bad(
+                "wrong_type",
+                f"must be a number, got {type(v).__name__} {str(v)[:40]!r}",
+                "send a JSON number",
+            )
         if isinstance(v, float) and not math.isfinite(v):
             raise bad("not_finite", f"is {v}", "send a finite number")
         if t == "int" and isinstance(v, float) and not v.is_integer():
@@ -90,23 +118,45 @@ def _check_field(f: FieldSpec, v: Any, rid: str, now_ms: int, schema: EventSchem
         if abs(v) > 1e15:
             raise bad("out_of_range", f"is {v:.3g}, beyond +-1e15", "check the producer's units")
         if f.min is not None and v < f.min:
-            raise bad("out_of_range", f"is {v}, below the minimum {f.min}", "send a value within the declared range")
+            raise bad(
+                "out_of_range",
+                f"is {v}, below the minimum {f.min}",
+                "send a value within the declared range",
+            )
         if f.max is not None and v > f.max:
-            raise bad("out_of_range", f"is {v}, above the maximum {f.max}", "send a value within the declared range")
+            raise bad(
+                "out_of_range",
+                f"is {v}, above the maximum {f.max}",
+                "send a value within the declared range",
+            )
         return float(v) if t == "float" else int(v)
     if t == "bool":
         if not isinstance(v, bool):
-            raise bad("wrong_type", f"must be true or false, got {str(v)[:40]!r}", "send a JSON boolean")
+            raise bad(
+                "wrong_type", f"must be true or false, got {str(v)[:40]!r}", "send a JSON boolean"
+            )
         return v
     # timestamp
     try:
         ts = parse_timestamp(v)
     except (ValueError, OverflowError) as e:
-        raise bad("bad_timestamp", f"is not a timestamp ({e})", "send epoch milliseconds or ISO-8601 with a zone") from None
+        raise bad(
+            "bad_timestamp",
+            f"is not a timestamp ({e})",
+            "send epoch milliseconds or ISO-8601 with a zone",
+        ) from None
     if ts < schema.min_time_ms:
-        raise bad("timestamp_too_old", f"is {ts}, before {schema.min_time_ms} (2000-01-01)", "send epoch milliseconds, not seconds")
+        raise bad(
+            "timestamp_too_old",
+            f"is {ts}, before {schema.min_time_ms} (2000-01-01)",
+            "send epoch milliseconds, not seconds",
+        )
     if ts > now_ms + schema.max_future_ms:
-        raise bad("timestamp_in_future", f"is {ts}, more than {schema.max_future_ms // 1000}s ahead of now", "fix the producer's clock or time zone")
+        raise bad(
+            "timestamp_in_future",
+            f"is {ts}, more than {schema.max_future_ms // 1000}s ahead of now",
+            "fix the producer's clock or time zone",
+        )
     return ts
 
 
@@ -114,14 +164,23 @@ def parse_event(raw: str | bytes, schema: EventSchema, now_ms: int | None = None
     doc = _loads(raw)
     rid = _record_id(doc, schema.event_id) or "<no event id>"
     if not isinstance(doc, dict):
-        raise RecordError("not_an_object", f"record {rid}: top level is a JSON {type(doc).__name__}, not an object -> send one JSON object per message", record_id=None)
+        raise RecordError(
+            "not_an_object",
+            f"record {rid}: top level is a JSON {type(doc).__name__}, not an object -> send one JSON object per message",
+            record_id=None,
+        )
     now = int(time.time() * 1000) if now_ms is None else now_ms
     out: dict[str, Any] = {}
     for f in schema.fields:
         v = doc.get(f.name)
         if v is None:
             if f.required:
-                raise RecordError("missing_field", f"record {rid}: required field '{f.name}' is missing or null -> add it at the producer", field=f.name, record_id=rid)
+                raise RecordError(
+                    "missing_field",
+                    f"record {rid}: required field '{f.name}' is missing or null -> add it at the producer",
+                    field=f.name,
+                    record_id=rid,
+                )
             out[f.name] = None
             continue
         out[f.name] = _check_field(f, v, rid, now, schema)
@@ -132,18 +191,35 @@ def parse_label(raw: str | bytes, labels: LabelSettings) -> dict[str, Any]:
     doc = _loads(raw)
     rid = _record_id(doc, labels.event_id) or "<no event id>"
     if not isinstance(doc, dict):
-        raise RecordError("not_an_object", f"label {rid}: top level is not a JSON object -> send one JSON object per label")
+        raise RecordError(
+            "not_an_object",
+            f"label {rid}: top level is not a JSON object -> send one JSON object per label",
+        )
     if rid == "<no event id>":
-        raise RecordError("missing_field", f"label without a valid '{labels.event_id}' -> include the scored event's id", field=labels.event_id)
+        raise RecordError(
+            "missing_field",
+            f"label without a valid '{labels.event_id}' -> include the scored event's id",
+            field=labels.event_id,
+        )
     y = doc.get(labels.label)
     if isinstance(y, bool):
         y = int(y)
     if y not in (0, 1):
-        raise RecordError("bad_label", f"label {rid}: field '{labels.label}' is {str(y)[:40]!r} -> send 0 or 1", field=labels.label, record_id=rid)
+        raise RecordError(
+            "bad_label",
+            f"label {rid}: field '{labels.label}' is {str(y)[:40]!r} -> send 0 or 1",
+            field=labels.label,
+            record_id=rid,
+        )
     try:
         lt = parse_timestamp(doc.get(labels.label_time))
     except (ValueError, OverflowError) as e:
-        raise RecordError("bad_timestamp", f"label {rid}: field '{labels.label_time}' is not a timestamp ({e}) -> send epoch milliseconds", field=labels.label_time, record_id=rid) from None
+        raise RecordError(
+            "bad_timestamp",
+            f"label {rid}: field '{labels.label_time}' is not a timestamp ({e}) -> send epoch milliseconds",
+            field=labels.label_time,
+            record_id=rid,
+        ) from None
     return {"event_id": rid, "label": int(y), "label_time": lt}
 
 

@@ -27,7 +27,15 @@ class ProduceResult:
     scenario: Scenario
 
 
-def scenario_options(seed: int, events: int, days: float, drift_at_h: float | None, drift_size: float, bias: float, bad_fraction: float) -> ScenarioOptions:
+def scenario_options(
+    seed: int,
+    events: int,
+    days: float,
+    drift_at_h: float | None,
+    drift_size: float,
+    bias: float,
+    bad_fraction: float,
+) -> ScenarioOptions:
     """The demo population (1000 accounts, 300 merchants, population seed 42) with ``seed``
     drawing the events; keep events per day equal between training and live data so that
     the windowed features have the same distribution."""
@@ -43,13 +51,19 @@ def scenario_options(seed: int, events: int, days: float, drift_at_h: float | No
     )
 
 
-def produce_scenario(cfg: JobConfig, opts: ScenarioOptions, out_dir: Path | None = None) -> ProduceResult:
-    step(f"generating {opts.events} card transactions over {opts.days:g} days (seed {opts.seed}, drift {opts.drift_size:g}, bias {opts.bias:g}, bad {opts.bad_fraction:.1%})")
+def produce_scenario(
+    cfg: JobConfig, opts: ScenarioOptions, out_dir: Path | None = None
+) -> ProduceResult:
+    step(
+        f"generating {opts.events} card transactions over {opts.days:g} days (seed {opts.seed}, drift {opts.drift_size:g}, bias {opts.bias:g}, bad {opts.bad_fraction:.1%})"
+    )
     sc = generate(opts)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "events.jsonl").write_text("\n".join(sc.raw_events()) + "\n")
-        (out_dir / "labels.jsonl").write_text("\n".join(json.dumps(lab) for lab in sc.labels) + "\n")
+        (out_dir / "labels.jsonl").write_text(
+            "\n".join(json.dumps(lab) for lab in sc.labels) + "\n"
+        )
         say(f"    wrote {out_dir}/events.jsonl and labels.jsonl")
     t = cfg.kafka.topics
     ensure_topics(cfg)
@@ -63,15 +77,21 @@ def produce_scenario(cfg: JobConfig, opts: ScenarioOptions, out_dir: Path | None
     return ProduceResult(events=n, valid=len(sc.events), bad=len(sc.bad), labels=nl, scenario=sc)
 
 
-def train_model(cfg: JobConfig, opts: ScenarioOptions | None, history: Path | None, labels: Path | None) -> dict:
+def train_model(
+    cfg: JobConfig, opts: ScenarioOptions | None, history: Path | None, labels: Path | None
+) -> dict:
     if history is not None:
         if labels is None:
-            raise ModelError("--history needs --labels", hint="pass the labels file that goes with the history")
+            raise ModelError(
+                "--history needs --labels", hint="pass the labels file that goes with the history"
+            )
         step(f"reading history {history} and labels {labels}")
         raw_events, raw_labels = read_jsonl(history), read_jsonl(labels)
     else:
         assert opts is not None
-        step(f"generating a training history: {opts.events} events over {opts.days:g} days (seed {opts.seed}, bias {opts.bias:g})")
+        step(
+            f"generating a training history: {opts.events} events over {opts.days:g} days (seed {opts.seed}, bias {opts.bias:g})"
+        )
         sc = generate(opts)
         raw_events, raw_labels = sc.events, sc.labels
     step(f"computing {len(cfg.features.names)} features offline with the job's feature code")
@@ -81,15 +101,25 @@ def train_model(cfg: JobConfig, opts: ScenarioOptions | None, history: Path | No
     step("training a gradient-boosted classifier (HistGradientBoosting)")
     res = train(cfg, df, out, progress=lambda m: say(f"    {m}"))
     m = res.metrics
-    say(f"    held-out ROC AUC {m['roc_auc']:.4f}, average precision {m['average_precision']:.4f}; artifacts in {out}")
+    say(
+        f"    held-out ROC AUC {m['roc_auc']:.4f}, average precision {m['average_precision']:.4f}; artifacts in {out}"
+    )
     return m
 
 
 def export_model(cfg: JobConfig, tolerance: float = DEFAULT_TOLERANCE, make_current: bool = True):
     step("exporting to ONNX and checking parity on held-out rows")
     reg = Registry(paths.registry_dir())
-    mv = export(paths.artifacts_dir() / cfg.model.name, reg, tolerance=tolerance, make_current=make_current, progress=lambda m: say(f"    {m}"))
-    say(f"    registered {mv.metadata.name} v{mv.metadata.version} at {mv.path}{' (current)' if make_current else ''}")
+    mv = export(
+        paths.artifacts_dir() / cfg.model.name,
+        reg,
+        tolerance=tolerance,
+        make_current=make_current,
+        progress=lambda m: say(f"    {m}"),
+    )
+    say(
+        f"    registered {mv.metadata.name} v{mv.metadata.version} at {mv.path}{' (current)' if make_current else ''}"
+    )
     return mv
 
 
@@ -99,13 +129,17 @@ def models_list() -> None:
     if not names:
         say(f"no models in {reg.root} (train and export one: rtml train && rtml export)")
         return
-    say(f"{'model':<20} {'version':>7}  {'current':<7} {'created':<26} {'roc_auc':>8} {'parity':>9}")
+    say(
+        f"{'model':<20} {'version':>7}  {'current':<7} {'created':<26} {'roc_auc':>8} {'parity':>9}"
+    )
     for name in names:
         cur = reg.current_version(name)
         for v in reg.versions(name):
             meta = reg.resolve(name, v).metadata
             auc = meta.training.get("metrics", {}).get("roc_auc")
-            say(f"{name:<20} {v:>7}  {'*' if v == cur else '':<7} {meta.created_at:<26} {auc if auc is None else round(auc, 4)!s:>8} {meta.parity.get('max_abs_diff', float('nan')):>9.1e}")
+            say(
+                f"{name:<20} {v:>7}  {'*' if v == cur else '':<7} {meta.created_at:<26} {auc if auc is None else round(auc, 4)!s:>8} {meta.parity.get('max_abs_diff', float('nan')):>9.1e}"
+            )
 
 
 def models_show(name: str, version: str) -> None:
@@ -113,4 +147,3 @@ def models_show(name: str, version: str) -> None:
     mv = reg.resolve(name, version)
     say(f"{mv.path}")
     say((mv.path / "model_card.md").read_text())
-

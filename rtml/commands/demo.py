@@ -22,7 +22,15 @@ DEMO_DAYS = 3.0
 DRIFT_AT_H = 48.0
 
 
-def run_demo(config: Path, port: int, events: int, retrain: bool, drift_size: float, bias: float, bad_fraction: float) -> int:
+def run_demo(
+    config: Path,
+    port: int,
+    events: int,
+    retrain: bool,
+    drift_size: float,
+    bias: float,
+    bad_fraction: float,
+) -> int:
     t0 = time.monotonic()
     services.setup()
     broker = Broker(port=port)
@@ -33,15 +41,42 @@ def run_demo(config: Path, port: int, events: int, retrain: bool, drift_size: fl
     reg = Registry(paths.registry_dir())
     if retrain or reg.current_version(cfg.model.name) is None:
         # same population and events per day as the live stream, twice as long, no drift
-        train_model(cfg, scenario_options(seed=1, events=2 * events, days=2 * DEMO_DAYS, drift_at_h=None, drift_size=0.0, bias=bias, bad_fraction=0.0), None, None)
+        train_model(
+            cfg,
+            scenario_options(
+                seed=1,
+                events=2 * events,
+                days=2 * DEMO_DAYS,
+                drift_at_h=None,
+                drift_size=0.0,
+                bias=bias,
+                bad_fraction=0.0,
+            ),
+            None,
+            None,
+        )
         export_model(cfg)
     else:
-        say(f"==> using registered model {cfg.model.name} v{reg.current_version(cfg.model.name)} (pass --retrain to train a new one)")
-    opts = scenario_options(seed=7, events=events, days=DEMO_DAYS, drift_at_h=DRIFT_AT_H, drift_size=drift_size, bias=bias, bad_fraction=bad_fraction)
+        say(
+            f"==> using registered model {cfg.model.name} v{reg.current_version(cfg.model.name)} (pass --retrain to train a new one)"
+        )
+    opts = scenario_options(
+        seed=7,
+        events=events,
+        days=DEMO_DAYS,
+        drift_at_h=DRIFT_AT_H,
+        drift_size=drift_size,
+        bias=bias,
+        bad_fraction=bad_fraction,
+    )
     produced = produce_scenario(cfg, opts)
     remember_run(str(config.resolve()), broker.bootstrap, prefix)
     t_job = time.monotonic()
-    took = run_embedded(cfg, JobTarget(config, bootstrap=broker.bootstrap, topic_prefix=prefix, bounded=True), expected_scores=produced.valid)
+    took = run_embedded(
+        cfg,
+        JobTarget(config, bootstrap=broker.bootstrap, topic_prefix=prefix, bounded=True),
+        expected_scores=produced.valid,
+    )
     del t_job
 
     step("reading every output topic")
@@ -57,25 +92,44 @@ def run_demo(config: Path, port: int, events: int, retrain: bool, drift_size: fl
     say("=" * 78)
     say(f"rtml demo summary  (topics prefixed {prefix!r} on {broker.bootstrap})")
     say("=" * 78)
-    say(f"events read        {produced.events}  ({produced.valid} valid, {produced.bad} malformed), labels {produced.labels}")
-    say(f"scored             {len(scores)}  (unique event ids {len(set(ids))}; flagged {sum(s['flagged'] for s in scores)}; model versions {dict(versions)})")
+    say(
+        f"events read        {produced.events}  ({produced.valid} valid, {produced.bad} malformed), labels {produced.labels}"
+    )
+    say(
+        f"scored             {len(scores)}  (unique event ids {len(set(ids))}; flagged {sum(s['flagged'] for s in scores)}; model versions {dict(versions)})"
+    )
     say(f"dead-lettered      {len(dead)}  {dict(reasons.most_common())}")
     say(f"late events        {len(late)}")
-    say(f"job run time       {took:.0f}s on the embedded MiniCluster ({produced.events / took:,.0f} events/s end to end incl. start-up)")
+    say(
+        f"job run time       {took:.0f}s on the embedded MiniCluster ({produced.events / took:,.0f} events/s end to end incl. start-up)"
+    )
     say("")
     say("monitoring per 6h event-time window (drift: Evidently vs the model's reference sample;")
-    say("DI = disparate impact ratio, EO = equal opportunity ratio, both on the favourable outcome 'not flagged'):")
+    say(
+        "DI = disparate impact ratio, EO = equal opportunity ratio, both on the favourable outcome 'not flagged'):"
+    )
     print_table(verdicts)
     flagged = [d["window"] for d in verdicts.drift if d.get("dataset_drift")]
     fair_alerts = [f["window"] for f in verdicts.fairness if f.get("alerts")]
     say("")
-    say(f"windows flagged for drift:     {len(flagged)} of {len(verdicts.drift)} (drift injected from {DRIFT_AT_H:g}h, i.e. 2026-01-03T00:00Z)")
-    say(f"windows with fairness alerts:  {len(fair_alerts)} of {len(verdicts.fairness)} (bias injected: {bias:g} of the 18-25 band's legitimate events labelled fraud)")
-    say(f"drift reports (Evidently):     {paths.workspace_dir()}  -> open them with `rtml ui` (http://127.0.0.1:8000)")
+    say(
+        f"windows flagged for drift:     {len(flagged)} of {len(verdicts.drift)} (drift injected from {DRIFT_AT_H:g}h, i.e. 2026-01-03T00:00Z)"
+    )
+    say(
+        f"windows with fairness alerts:  {len(fair_alerts)} of {len(verdicts.fairness)} (bias injected: {bias:g} of the 18-25 band's legitimate events labelled fraud)"
+    )
+    say(
+        f"drift reports (Evidently):     {paths.workspace_dir()}  -> open them with `rtml ui` (http://127.0.0.1:8000)"
+    )
     say("review again later with:       rtml reports")
     say(f"total demo time:               {time.monotonic() - t0:.0f}s")
     ok = len(scores) == produced.valid == len(set(ids)) and len(dead) == produced.bad
     if not ok:
-        raise JobError(f"output check failed: {len(scores)} scores for {produced.valid} valid events, {len(dead)} dead letters for {produced.bad} malformed records", hint="read the job log under .rtml/logs")
-    say("check:                         every valid event scored exactly once, every malformed record dead-lettered")
+        raise JobError(
+            f"output check failed: {len(scores)} scores for {produced.valid} valid events, {len(dead)} dead letters for {produced.bad} malformed records",
+            hint="read the job log under .rtml/logs",
+        )
+    say(
+        "check:                         every valid event scored exactly once, every malformed record dead-lettered"
+    )
     return 0

@@ -32,7 +32,16 @@ class JobTarget:
     checkpoint_dir: str | None = None
 
     def args(self) -> list[str]:
-        a = ["--config", str(self.config_path.resolve()), "--registry", str(paths.registry_dir()), "--workspace", str(paths.workspace_dir()), "--model-version", self.model_version]
+        a = [
+            "--config",
+            str(self.config_path.resolve()),
+            "--registry",
+            str(paths.registry_dir()),
+            "--workspace",
+            str(paths.workspace_dir()),
+            "--model-version",
+            self.model_version,
+        ]
         if self.bootstrap:
             a += ["--bootstrap", self.bootstrap]
         if self.topic_prefix:
@@ -70,7 +79,9 @@ def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None 
     ensure_topics(cfg)
     log = _log_path("job")
     cmd = [sys.executable, "-m", "flink_jobs.job", *target.args(), "--jar", conn.resolve().as_uri()]
-    step(f"running job {cfg.job.name!r} on the embedded Flink MiniCluster{' until the input is consumed' if target.bounded else ''} (log {log})")
+    step(
+        f"running job {cfg.job.name!r} on the embedded Flink MiniCluster{' until the input is consumed' if target.bounded else ''} (log {log})"
+    )
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_scores, args=(cfg, stop, expected_scores), daemon=True)
     t0 = time.monotonic()
@@ -91,7 +102,10 @@ def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None 
         msg = next((ln for ln in reversed(lines) if ln.startswith("rtml: error:")), None)
         if msg:
             raise JobError(msg.removeprefix("rtml: error: "))
-        cause = next((ln for ln in reversed(lines) if "Caused by" in ln or "Error" in ln), lines[-1] if lines else "no output")
+        cause = next(
+            (ln for ln in reversed(lines) if "Caused by" in ln or "Error" in ln),
+            lines[-1] if lines else "no output",
+        )
         raise JobError(f"the job failed (exit {rc}): {cause.strip()[:300]}", hint=f"read {log}")
     say(f"    job finished in {took:.0f}s")
     return took
@@ -103,10 +117,29 @@ def submit(cfg: JobConfig, target: JobTarget, jobmanager: str, detached: bool = 
     host, _, port = jobmanager.partition(":")
     cluster = Cluster(rest_port=int(port or 8081))
     if cluster.overview() is None:
-        raise ServiceError(f"no Flink cluster answers at {jobmanager}", hint="start one with `rtml cluster start` or pass --jobmanager HOST:PORT")
+        raise ServiceError(
+            f"no Flink cluster answers at {jobmanager}",
+            hint="start one with `rtml cluster start` or pass --jobmanager HOST:PORT",
+        )
     flink = flink_home() / "bin" / "flink"
-    ship = ",".join(str(paths.REPO_ROOT / d) for d in ("rtml", "udfs", "models", "flink_jobs", "deploy"))
-    cmd = ["bash", str(flink), "run", "-m", jobmanager, "--jarfile", str(conn), "-pyexec", sys.executable, "-pyclientexec", sys.executable, "-pyfs", ship]
+    ship = ",".join(
+        str(paths.REPO_ROOT / d) for d in ("rtml", "udfs", "models", "flink_jobs", "deploy")
+    )
+    cmd = [
+        "bash",
+        str(flink),
+        "run",
+        "-m",
+        jobmanager,
+        "--jarfile",
+        str(conn),
+        "-pyexec",
+        sys.executable,
+        "-pyclientexec",
+        sys.executable,
+        "-pyfs",
+        ship,
+    ]
     if detached:
         cmd.append("-d")
     cmd += ["-py", str(paths.REPO_ROOT / "flink_jobs" / "job.py"), *target.args()]
@@ -114,12 +147,24 @@ def submit(cfg: JobConfig, target: JobTarget, jobmanager: str, detached: bool = 
     step(f"submitting job {cfg.job.name!r} to the Flink cluster at {jobmanager} (log {log})")
     env = cluster.env() if cluster.conf_dir.is_dir() else None
     with log.open("w") as out:
-        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT, env=env)
+        rc = subprocess.call(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT, env=env
+        )
     text = log.read_text(errors="replace")
     if rc != 0:
-        err = next((ln for ln in reversed(text.splitlines()) if ln.startswith("rtml: error:") or "Caused by" in ln), "see the log")
+        err = next(
+            (
+                ln
+                for ln in reversed(text.splitlines())
+                if ln.startswith("rtml: error:") or "Caused by" in ln
+            ),
+            "see the log",
+        )
         raise JobError(f"submission failed (exit {rc}): {err.strip()[:300]}", hint=f"read {log}")
-    job_id = next((ln.split()[-1] for ln in text.splitlines() if "JobID" in ln or "submitted job id" in ln), "?")
+    job_id = next(
+        (ln.split()[-1] for ln in text.splitlines() if "JobID" in ln or "submitted job id" in ln),
+        "?",
+    )
     say(f"    submitted: job id {job_id} (web UI http://{jobmanager})")
     return job_id
 
@@ -130,7 +175,9 @@ def jobs_list(jobmanager: str) -> None:
     if not jobs:
         say(f"no jobs on {jobmanager}")
     for j in jobs:
-        say(f"{j['jid']}  {j['state']:<10} {j['name']}  started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(j['start-time'] / 1000))}")
+        say(
+            f"{j['jid']}  {j['state']:<10} {j['name']}  started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(j['start-time'] / 1000))}"
+        )
 
 
 def jobs_cancel(jobmanager: str, job_id: str) -> None:
@@ -138,5 +185,8 @@ def jobs_cancel(jobmanager: str, job_id: str) -> None:
     try:
         urllib.request.urlopen(req, timeout=10).read()
     except OSError as e:
-        raise JobError(f"cannot cancel job {job_id} on {jobmanager} ({e})", hint="list the jobs with `rtml jobs list`") from None
+        raise JobError(
+            f"cannot cancel job {job_id} on {jobmanager} ({e})",
+            hint="list the jobs with `rtml jobs list`",
+        ) from None
     say(f"cancellation of {job_id} requested")

@@ -22,7 +22,9 @@ class Verdicts:
 
 def remember_run(config: str, bootstrap: str, prefix: str) -> None:
     paths.home().mkdir(parents=True, exist_ok=True)
-    (paths.home() / LAST_RUN).write_text(json.dumps({"config": config, "bootstrap": bootstrap, "topic_prefix": prefix}))
+    (paths.home() / LAST_RUN).write_text(
+        json.dumps({"config": config, "bootstrap": bootstrap, "topic_prefix": prefix})
+    )
 
 
 def last_run() -> dict[str, str] | None:
@@ -36,7 +38,10 @@ def collect(cfg: JobConfig) -> Verdicts:
     for r in read_topic(cfg, cfg.kafka.topics.fairness):
         ws = r["window_start"]
         prev = latest.get(ws)
-        if prev is None or (order[r["status"]], r["labelled"]) >= (order[prev["status"]], prev["labelled"]):
+        if prev is None or (order[r["status"]], r["labelled"]) >= (
+            order[prev["status"]],
+            prev["labelled"],
+        ):
             latest[ws] = r
     drift = sorted(read_topic(cfg, cfg.kafka.topics.drift), key=lambda r: r["window_start"])
     return Verdicts(fairness=[latest[k] for k in sorted(latest)], drift=drift)
@@ -49,7 +54,9 @@ def _fmt(v: float | None) -> str:
 def print_table(v: Verdicts) -> None:
     drift = {d["window_start"]: d for d in v.drift}
     fair = {f["window_start"]: f for f in v.fairness}
-    say(f"{'window (UTC)':<36} {'drift':<18} {'share':>5}  {'DI':>5} {'EO':>5} {'labels':>6}  alerts")
+    say(
+        f"{'window (UTC)':<36} {'drift':<18} {'share':>5}  {'DI':>5} {'EO':>5} {'labels':>6}  alerts"
+    )
     for ws in sorted(set(drift) | set(fair)):
         d = drift.get(ws, {})
         f = fair.get(ws, {})

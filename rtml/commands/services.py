@@ -52,11 +52,17 @@ def cluster(action: str, rest_port: int, taskmanagers: int, slots: int) -> None:
 def ui(port: int, workspace: Path | None) -> int:
     ws = workspace or paths.workspace_dir()
     if not ws.is_dir():
-        raise ServiceError(f"no report workspace at {ws}", hint="run `rtml demo` (or a job) first so there are reports to show")
+        raise ServiceError(
+            f"no report workspace at {ws}",
+            hint="run `rtml demo` (or a job) first so there are reports to show",
+        )
     exe = Path(sys.executable).parent / "evidently"
     env = dict(os.environ, DO_NOT_TRACK="1")
     say(f"Evidently UI over {ws} at http://127.0.0.1:{port} (Ctrl-C to stop)")
     try:
-        return subprocess.call([str(exe), "ui", "--workspace", str(ws), "--host", "127.0.0.1", "--port", str(port)], env=env)
+        return subprocess.call(
+            [str(exe), "ui", "--workspace", str(ws), "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+        )
     except KeyboardInterrupt:
         return 0

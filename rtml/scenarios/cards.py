@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CATEGORIES = ["grocery", "electronics", "travel", "restaurants", "fuel", "online_services", "fashion", "health"]
+CATEGORIES = [
+    "grocery",
+    "electronics",
+    "travel",
+    "restaurants",
+    "fuel",
+    "online_services",
+    "fashion",
+    "health",
+]
 CHANNELS = ["pos", "online", "atm", "contactless"]
 COUNTRIES = ["US", "GB", "DE", "FR", "NL", "ES", "NG", "BR", "IN", "CN"]
 HOME_COUNTRIES = ["US", "GB", "DE", "FR", "NL", "ES"]
@@ -36,7 +45,9 @@ DAY_MS = 24 * HOUR_MS
 @dataclass(frozen=True)
 class ScenarioOptions:
     seed: int = 7  # draws the events
-    population_seed: int = 42  # draws accounts and merchants: share it between training and live data
+    population_seed: int = (
+        42  # draws accounts and merchants: share it between training and live data
+    )
     events: int = 20_000
     accounts: int = 1_000
     merchants: int = 300
@@ -88,7 +99,9 @@ def generate(opts: ScenarioOptions) -> Scenario:
     n_legit = int(opts.events / (1 + opts.fraud_episode_rate * 4))
     owners = rng.choice(n_acc, size=n_legit, p=acc_activity)
     times = np.sort(rng.integers(opts.start_ms, opts.start_ms + span_ms, size=n_legit))
-    rows: list[tuple[int, int, bool]] = [(int(t), int(a), False) for t, a in zip(times, owners, strict=True)]
+    rows: list[tuple[int, int, bool]] = [
+        (int(t), int(a), False) for t, a in zip(times, owners, strict=True)
+    ]
 
     # compromise episodes: bursts of fraud on one account
     n_episodes = max(1, int(n_legit * opts.fraud_episode_rate))
@@ -96,7 +109,13 @@ def generate(opts: ScenarioOptions) -> Scenario:
         a = int(rng.choice(n_acc, p=acc_activity))
         t0 = int(rng.integers(opts.start_ms, opts.start_ms + span_ms))
         for k in range(int(rng.integers(2, 7))):
-            rows.append((min(t0 + k * int(rng.integers(20_000, 600_000)), opts.start_ms + span_ms - 1), a, True))
+            rows.append(
+                (
+                    min(t0 + k * int(rng.integers(20_000, 600_000)), opts.start_ms + span_ms - 1),
+                    a,
+                    True,
+                )
+            )
     rows.sort(key=lambda r: r[0])
     rows = rows[: opts.events]
 
@@ -113,7 +132,11 @@ def generate(opts: ScenarioOptions) -> Scenario:
         else:
             m = int(rng.choice(opts.merchants, p=merch_pop))
             category = str(merch_cat[m])
-            channel = "online" if rng.random() < acc_online[a] else str(rng.choice(["pos", "contactless", "atm"], p=[0.5, 0.4, 0.1]))
+            channel = (
+                "online"
+                if rng.random() < acc_online[a]
+                else str(rng.choice(["pos", "contactless", "atm"], p=[0.5, 0.4, 0.1]))
+            )
             country = str(acc_home[a]) if rng.random() < 0.97 else str(rng.choice(COUNTRIES))
             amount = acc_scale[a] * math.exp(rng.normal(0.0, 0.5))
         if drifted:
@@ -133,8 +156,18 @@ def generate(opts: ScenarioOptions) -> Scenario:
         }
         sc.events.append(ev)
         if rng.random() < opts.label_coverage:
-            delay = rng.exponential(6 * HOUR_MS) if fraud or biased else rng.uniform(12 * HOUR_MS, 36 * HOUR_MS)
-            sc.labels.append({"event_id": ev["event_id"], "is_fraud": int(fraud or biased), "label_time": int(t + delay)})
+            delay = (
+                rng.exponential(6 * HOUR_MS)
+                if fraud or biased
+                else rng.uniform(12 * HOUR_MS, 36 * HOUR_MS)
+            )
+            sc.labels.append(
+                {
+                    "event_id": ev["event_id"],
+                    "is_fraud": int(fraud or biased),
+                    "label_time": int(t + delay),
+                }
+            )
     sc.labels.sort(key=lambda lab: lab["label_time"])
 
     n_bad = int(round(len(sc.events) * opts.bad_fraction))

@@ -14,7 +14,9 @@ import numpy as np
 from udfs.features.spec import FeatureSet
 
 
-def reference_features(events: list[dict[str, Any]], fs: FeatureSet, key: str = "k") -> list[dict[str, float] | None]:
+def reference_features(
+    events: list[dict[str, Any]], fs: FeatureSet, key: str = "k"
+) -> list[dict[str, float] | None]:
     """Features per event (None when late) for a stream of events of possibly many keys."""
     history: dict[str, list[dict[str, Any]]] = {}
     out: list[dict[str, float] | None] = []
@@ -79,7 +81,11 @@ def _features(h: list[dict[str, Any]], ev: dict[str, Any], fs: FeatureSet) -> di
                 v = math.nan
             elif s.agg == "zscore":
                 sd = float(xs.std()) if n else math.nan
-                v = (x - xs.mean()) / sd if n >= 2 and sd > 1e-9 * max(1.0, abs(xs.mean())) else math.nan
+                v = (
+                    (x - xs.mean()) / sd
+                    if n >= 2 and sd > 1e-9 * max(1.0, abs(xs.mean()))
+                    else math.nan
+                )
             else:  # ratio
                 v = x / xs.mean() if n and xs.mean() != 0 else math.nan
         res[s.name] = v

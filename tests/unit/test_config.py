@@ -28,7 +28,17 @@ def test_topic_prefix_and_bootstrap_override(cfg):
     assert c.kafka.topics.scores == "t.cards.scores" and c.kafka.bootstrap_servers == "127.0.0.1:1"
 
 
-@pytest.mark.parametrize("text,ms", [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("7d", 604_800_000), (42, 42)])
+@pytest.mark.parametrize(
+    "text,ms",
+    [
+        ("500ms", 500),
+        ("30s", 30_000),
+        ("5m", 300_000),
+        ("1h", 3_600_000),
+        ("7d", 604_800_000),
+        (42, 42),
+    ],
+)
 def test_durations(text, ms):
     assert parse_duration(text, "x") == ms
 
@@ -37,11 +47,41 @@ def test_durations(text, ms):
     "mutate,message",
     [
         (lambda r: r["job"].update(delivery="twice"), "exactly-once"),
-        (lambda r: r["features"].append({"entity": "planet", "aggregations": ["count"], "windows": ["1h"]}), "entity 'planet'"),
-        (lambda r: r["features"].append({"entity": "account", "field": "country", "aggregations": ["mean"], "windows": ["1h"]}), "numeric field"),
-        (lambda r: r["features"].append({"entity": "account", "aggregations": ["median"], "windows": ["1h"]}), "unknown"),
-        (lambda r: r["features"].append({"entity": "account", "aggregations": ["count"], "windows": ["1h"]}), "declared twice"),
-        (lambda r: r["features"].append({"entity": "account", "field": "amount", "aggregations": ["sum"]}), "needs windows"),
+        (
+            lambda r: r["features"].append(
+                {"entity": "planet", "aggregations": ["count"], "windows": ["1h"]}
+            ),
+            "entity 'planet'",
+        ),
+        (
+            lambda r: r["features"].append(
+                {
+                    "entity": "account",
+                    "field": "country",
+                    "aggregations": ["mean"],
+                    "windows": ["1h"],
+                }
+            ),
+            "numeric field",
+        ),
+        (
+            lambda r: r["features"].append(
+                {"entity": "account", "aggregations": ["median"], "windows": ["1h"]}
+            ),
+            "unknown",
+        ),
+        (
+            lambda r: r["features"].append(
+                {"entity": "account", "aggregations": ["count"], "windows": ["1h"]}
+            ),
+            "declared twice",
+        ),
+        (
+            lambda r: r["features"].append(
+                {"entity": "account", "field": "amount", "aggregations": ["sum"]}
+            ),
+            "needs windows",
+        ),
         (lambda r: r["schema"].update(event_time="amount"), "must have type 'timestamp'"),
         (lambda r: r["model"].update(raw_inputs=["nope"]), "raw_inputs"),
         (lambda r: r["monitoring"].update(window="soon"), "not a duration"),

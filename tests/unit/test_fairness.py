@@ -6,7 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from fairlearn.metrics import demographic_parity_ratio, equal_opportunity_ratio, equalized_odds_ratio
+from fairlearn.metrics import (
+    demographic_parity_ratio,
+    equal_opportunity_ratio,
+    equalized_odds_ratio,
+)
 
 from udfs.fairness import FairnessWindow, wilson
 
@@ -27,11 +31,19 @@ def test_ratios_equal_fairlearn(seed):
     groups = rng.choice(["a", "b", "c", "d"], size=n, p=[0.4, 0.3, 0.2, 0.1])
     y = (rng.random(n) < 0.8).astype(int)
     rate = {"a": 0.9, "b": 0.75, "c": 0.85, "d": 0.6}
-    p = np.array([int(rng.random() < (rate[g] if yy else 0.3)) for g, yy in zip(groups, y, strict=True)])
+    p = np.array(
+        [int(rng.random() < (rate[g] if yy else 0.3)) for g, yy in zip(groups, y, strict=True)]
+    )
     r = window_from(p, y, groups).report(min_count=1)
-    assert r["disparate_impact_ratio"] == pytest.approx(demographic_parity_ratio(y, p, sensitive_features=groups), abs=1e-12)
-    assert r["equal_opportunity_ratio"] == pytest.approx(equal_opportunity_ratio(y, p, sensitive_features=groups), abs=1e-12)
-    assert r["equalized_odds_ratio"] == pytest.approx(equalized_odds_ratio(y, p, sensitive_features=groups), abs=1e-12)
+    assert r["disparate_impact_ratio"] == pytest.approx(
+        demographic_parity_ratio(y, p, sensitive_features=groups), abs=1e-12
+    )
+    assert r["equal_opportunity_ratio"] == pytest.approx(
+        equal_opportunity_ratio(y, p, sensitive_features=groups), abs=1e-12
+    )
+    assert r["equalized_odds_ratio"] == pytest.approx(
+        equalized_odds_ratio(y, p, sensitive_features=groups), abs=1e-12
+    )
     for g in "abcd":
         m = groups == g
         assert r["groups"][g]["selection_rate"] == pytest.approx(p[m].mean())

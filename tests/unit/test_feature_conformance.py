@@ -33,10 +33,18 @@ def spec_for(agg: str, window: int = HOUR) -> FeatureSpec:
 
 
 def feature_set(specs, **kw) -> FeatureSet:
-    return FeatureSet(specs=tuple(specs), tiles_per_window=kw.get("tiles", 12), distinct_capacity=kw.get("cap", 64), allowed_lateness_ms=kw.get("lateness", 10 * MIN), ttl_ms=kw.get("ttl", 30 * HOUR))
+    return FeatureSet(
+        specs=tuple(specs),
+        tiles_per_window=kw.get("tiles", 12),
+        distinct_capacity=kw.get("cap", 64),
+        allowed_lateness_ms=kw.get("lateness", 10 * MIN),
+        ttl_ms=kw.get("ttl", 30 * HOUR),
+    )
 
 
-ALL_SPECS = [spec_for(a, w) for a in AGGREGATIONS for w in (WINDOWS if AGGREGATIONS[a][1] else (None,))]
+ALL_SPECS = [
+    spec_for(a, w) for a in AGGREGATIONS for w in (WINDOWS if AGGREGATIONS[a][1] else (None,))
+]
 ALL = feature_set(ALL_SPECS)
 
 
@@ -70,7 +78,9 @@ def assert_match(events, fs):
         if g is None:
             continue
         for name in w:
-            assert same(g[name], w[name]), f"event {i} {events[i]}: {name} engine={g[name]} reference={w[name]}"
+            assert same(g[name], w[name]), (
+                f"event {i} {events[i]}: {name} engine={g[name]} reference={w[name]}"
+            )
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
@@ -86,7 +96,19 @@ class TestEveryAggregation:
         s = EntityFeatures(fs)
         s.observe(1_000_000, {"x": 3.0, "cat": "a"})
         f = s.features(1_000_000 + MIN, {"x": 6.0, "cat": "b"})
-        expected = {"count": 1, "sum": 3, "mean": 3, "std": 0, "min": 3, "max": 3, "zscore": math.nan, "ratio": 2, "distinct": 1, "last": 3, "time_since_last": 60}[spec.agg]
+        expected = {
+            "count": 1,
+            "sum": 3,
+            "mean": 3,
+            "std": 0,
+            "min": 3,
+            "max": 3,
+            "zscore": math.nan,
+            "ratio": 2,
+            "distinct": 1,
+            "last": 3,
+            "time_since_last": 60,
+        }[spec.agg]
         assert same(f[spec.name], float(expected))
 
     def test_snapshot_round_trip_is_exact(self, spec):
@@ -97,7 +119,14 @@ class TestEveryAggregation:
         r = EntityFeatures.restore(fs, s.snapshot())
         assert r.snapshot() == s.snapshot()
         probe = {"x": 2.5, "cat": "z"}
-        assert all(same(a, b) for a, b in zip(r.features(3_000_000, probe).values(), s.features(3_000_000, probe).values(), strict=True))
+        assert all(
+            same(a, b)
+            for a, b in zip(
+                r.features(3_000_000, probe).values(),
+                s.features(3_000_000, probe).values(),
+                strict=True,
+            )
+        )
 
     def test_window_expiry(self, spec):
         if spec.window_ms is None:
@@ -106,12 +135,29 @@ class TestEveryAggregation:
         s = EntityFeatures(fs)
         s.observe(0, {"x": 5.0, "cat": "a"})
         later = s.features(spec.window_ms * 3, {"x": 1.0, "cat": "b"})
-        assert later[spec.name] == 0.0 if spec.agg in ("count", "sum", "distinct") else math.isnan(later[spec.name])
+        assert (
+            later[spec.name] == 0.0
+            if spec.agg in ("count", "sum", "distinct")
+            else math.isnan(later[spec.name])
+        )
 
     def test_out_of_order_within_lateness_matches_reference(self, spec):
         fs = feature_set([spec])
-        ts = [0, 10 * 1000, 5 * 1000, 200 * 1000, 150 * 1000, 400 * 1000, 390 * 1000, 30 * MIN, 29 * MIN]
-        events = [{"k": "a", "ts": HOUR + t, "x": float(i * 3 % 5), "cat": str(i % 3)} for i, t in enumerate(ts)]
+        ts = [
+            0,
+            10 * 1000,
+            5 * 1000,
+            200 * 1000,
+            150 * 1000,
+            400 * 1000,
+            390 * 1000,
+            30 * MIN,
+            29 * MIN,
+        ]
+        events = [
+            {"k": "a", "ts": HOUR + t, "x": float(i * 3 % 5), "cat": str(i % 3)}
+            for i, t in enumerate(ts)
+        ]
         assert_match(events, fs)
 
     def test_late_event_is_rejected_and_not_counted(self, spec):
@@ -132,7 +178,10 @@ def test_state_is_bounded_by_tiles_not_events():
             sizes.append(len(s.snapshot()))
     assert max(sizes) - min(sizes) < 200, sizes  # flat, not growing with events
     # a ring keeps its window's tiles plus the tiles the allowed lateness can still reach
-    assert all(len(r.tiles) <= fs.tiles_per_window + -(-fs.allowed_lateness_ms // r.width_ms) + 1 for r in s.rings.values())
+    assert all(
+        len(r.tiles) <= fs.tiles_per_window + -(-fs.allowed_lateness_ms // r.width_ms) + 1
+        for r in s.rings.values()
+    )
     assert all(len(v.seen) <= fs.distinct_capacity for v in s.recent.values())
 
 
@@ -186,7 +235,10 @@ events_strategy = st.lists(
     st.tuples(
         st.sampled_from(["a", "b", "c"]),
         st.integers(min_value=-12 * MIN, max_value=20 * MIN),  # negative: out of order / late
-        st.one_of(st.none(), st.floats(min_value=-1e4, max_value=1e4, allow_nan=False).map(lambda v: round(v, 3))),
+        st.one_of(
+            st.none(),
+            st.floats(min_value=-1e4, max_value=1e4, allow_nan=False).map(lambda v: round(v, 3)),
+        ),
         st.sampled_from(["p", "q", "r", "s"]),
     ),
     min_size=1,

@@ -51,10 +51,23 @@ def test_onnx_scores_equal_sklearn_on_fresh_rows(cfg, trained):
 
 def test_registry_layout(trained):
     _, reg, mv, _ = trained
-    assert sorted(p.name for p in mv.path.iterdir()) == ["metadata.json", "model.onnx", "model_card.md", "reference.parquet"]
+    assert sorted(p.name for p in mv.path.iterdir()) == [
+        "metadata.json",
+        "model.onnx",
+        "model_card.md",
+        "reference.parquet",
+    ]
     assert (reg.root / mv.metadata.name / CURRENT_FILE).read_text().strip() == mv.metadata.version
     meta = json.loads((mv.path / "metadata.json").read_text())
-    for key in ("inputs", "onnx_sha256", "feature_set_fingerprint", "training", "parity", "favourable_outcome", "sensitive_attribute"):
+    for key in (
+        "inputs",
+        "onnx_sha256",
+        "feature_set_fingerprint",
+        "training",
+        "parity",
+        "favourable_outcome",
+        "sensitive_attribute",
+    ):
         assert key in meta
     ref = pd.read_parquet(mv.reference_path)
     assert "score" in ref and set(mv.metadata.input_names) <= set(ref.columns)

@@ -58,7 +58,16 @@ def test_defects_name_record_field_and_fix(cfg, change, code, field):
     assert "ev-1" in str(e.value) and field in str(e.value) and "->" in str(e.value)
 
 
-@pytest.mark.parametrize("raw,code", [("{", "invalid_json"), ("[1,2]", "not_an_object"), ('{"amount": NaN}', "invalid_json"), (b"\xff\xfe{}", "invalid_utf8"), ("x" * 1_000_001, "too_large")])
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        ("{", "invalid_json"),
+        ("[1,2]", "not_an_object"),
+        ('{"amount": NaN}', "invalid_json"),
+        (b"\xff\xfe{}", "invalid_utf8"),
+        ("x" * 1_000_001, "too_large"),
+    ],
+)
 def test_undecodable_input(cfg, raw, code):
     with pytest.raises(RecordError) as e:
         parse_event(raw, cfg.schema)
@@ -82,10 +91,20 @@ def test_dead_letter_keeps_reason_and_raw(cfg):
         parse_event(raw, cfg.schema)
     except RecordError as e:
         d = dead_letter(raw, e, "cards.events")
-    assert d["error"] == "wrong_type" and d["field"] == "amount" and d["raw"] == raw and d["record_id"] == "ev-1"
+    assert (
+        d["error"] == "wrong_type"
+        and d["field"] == "amount"
+        and d["raw"] == raw
+        and d["record_id"] == "ev-1"
+    )
 
 
 def test_labels(cfg):
-    assert parse_label('{"event_id": "e", "is_fraud": 1, "label_time": 1767225600000}', cfg.labels)["label"] == 1
+    assert (
+        parse_label('{"event_id": "e", "is_fraud": 1, "label_time": 1767225600000}', cfg.labels)[
+            "label"
+        ]
+        == 1
+    )
     with pytest.raises(RecordError, match="send 0 or 1"):
         parse_label('{"event_id": "e", "is_fraud": 2, "label_time": 1767225600000}', cfg.labels)

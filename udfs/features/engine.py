@@ -42,11 +42,15 @@ class EntityFeatures:
             if s.agg in MOMENT_AGGREGATIONS:
                 fld = COUNT_FIELD if s.agg == "count" else s.field
                 assert fld is not None and s.window_ms is not None
-                self.rings.setdefault((fld, s.window_ms), TileRing(s.window_ms, feature_set.tiles_per_window))
+                self.rings.setdefault(
+                    (fld, s.window_ms), TileRing(s.window_ms, feature_set.tiles_per_window)
+                )
             elif s.agg == "distinct":
                 assert s.field is not None and s.window_ms is not None
                 self.recent.setdefault(s.field, RecentValues(feature_set.distinct_capacity))
-                self._distinct_window[s.field] = max(self._distinct_window.get(s.field, 0), s.window_ms)
+                self._distinct_window[s.field] = max(
+                    self._distinct_window.get(s.field, 0), s.window_ms
+                )
         self.newest_ts: int | None = None
         self.last_values: dict[str, list[float]] = {}  # field -> [value, event time of that value]
 
@@ -141,7 +145,11 @@ class EntityFeatures:
             "v": STATE_VERSION,
             "n": self.newest_ts,
             "l": self.last_values,
-            "r": {f"{fld}|{w}|{ring.width_ms}": ring.snapshot() for (fld, w), ring in self.rings.items() if ring.tiles},
+            "r": {
+                f"{fld}|{w}|{ring.width_ms}": ring.snapshot()
+                for (fld, w), ring in self.rings.items()
+                if ring.tiles
+            },
             "d": {fld: rv.snapshot() for fld, rv in self.recent.items() if rv.seen},
         }
         return json.dumps(doc, separators=(",", ":"), allow_nan=True).encode()
@@ -162,7 +170,11 @@ class EntityFeatures:
             )
         st = cls(feature_set)
         st.newest_ts = doc["n"]
-        st.last_values = {k: [float(v[0]), int(v[1])] for k, v in doc["l"].items() if any(s.agg == "last" and s.field == k for s in feature_set.specs)}
+        st.last_values = {
+            k: [float(v[0]), int(v[1])]
+            for k, v in doc["l"].items()
+            if any(s.agg == "last" and s.field == k for s in feature_set.specs)
+        }
         for key, rows in doc["r"].items():
             fld, w, width = key.rsplit("|", 2)
             ring = st.rings.get((fld, int(w)))

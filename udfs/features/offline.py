@@ -21,7 +21,9 @@ class FeatureReplay:
 
     def __init__(self, features: FeatureSet, entities: tuple[Entity, ...], event_time: str) -> None:
         self.event_time = event_time
-        self.stages = [(e, features.for_entity(e.name)) for e in entities if e.name in features.entities]
+        self.stages = [
+            (e, features.for_entity(e.name)) for e in entities if e.name in features.entities
+        ]
         self.state: dict[tuple[str, str], EntityFeatures] = {}
 
     def observe(self, event: Mapping[str, Any]) -> dict[str, float] | None:
@@ -39,7 +41,10 @@ class FeatureReplay:
 
 
 def compute_features(
-    events: Iterable[Mapping[str, Any]], features: FeatureSet, entities: tuple[Entity, ...], event_time: str
+    events: Iterable[Mapping[str, Any]],
+    features: FeatureSet,
+    entities: tuple[Entity, ...],
+    event_time: str,
 ) -> list[dict[str, float] | None]:
     replay = FeatureReplay(features, entities, event_time)
     return [replay.observe(e) for e in events]

@@ -11,7 +11,9 @@ from udfs.features.engine import EntityFeatures
 from udfs.features.spec import FeatureSet
 from udfs.flink.records import to_json_nan_safe
 
-TTL_TIMER_GRANULARITY_MS = 86_400_000  # coalesce expiry timers to the day: a PyFlink timer call costs ~1 ms
+TTL_TIMER_GRANULARITY_MS = (
+    86_400_000  # coalesce expiry timers to the day: a PyFlink timer call costs ~1 ms
+)
 
 
 class EntityFeaturesFunction(KeyedProcessFunction):
@@ -22,7 +24,9 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.state = None
 
     def open(self, runtime_context: RuntimeContext):
-        self.state = runtime_context.get_state(ValueStateDescriptor(f"features-{self.entity.name}", Types.STRING()))
+        self.state = runtime_context.get_state(
+            ValueStateDescriptor(f"features-{self.entity.name}", Types.STRING())
+        )
 
     def _load(self) -> EntityFeatures | None:
         raw = self.state.value()
@@ -35,13 +39,16 @@ class EntityFeaturesFunction(KeyedProcessFunction):
             st = EntityFeatures(self.features)
         old_expiry = self._expiry_timer(st)
         if st.is_late(ts):
-            yield self.late, to_json_nan_safe(
-                {
-                    "reason": f"event is {(st.newest_ts - ts) // 1000}s older than the newest event of {self.entity.key}={ctx.get_current_key()}, beyond the allowed lateness of {self.features.allowed_lateness_ms // 1000}s",
-                    "entity": self.entity.name,
-                    "key": ctx.get_current_key(),
-                    "event": value,
-                }
+            yield (
+                self.late,
+                to_json_nan_safe(
+                    {
+                        "reason": f"event is {(st.newest_ts - ts) // 1000}s older than the newest event of {self.entity.key}={ctx.get_current_key()}, beyond the allowed lateness of {self.features.allowed_lateness_ms // 1000}s",
+                        "entity": self.entity.name,
+                        "key": ctx.get_current_key(),
+                        "event": value,
+                    }
+                ),
             )
             return
         value.update(st.observe(ts, value))

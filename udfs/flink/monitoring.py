@@ -51,9 +51,15 @@ class FairnessFunction(KeyedCoProcessFunction):
         self.model_version = model_version
 
     def open(self, runtime_context: RuntimeContext):
-        self.windows = runtime_context.get_map_state(MapStateDescriptor("fairness-windows", Types.LONG(), Types.STRING()))
-        self.preds = runtime_context.get_map_state(MapStateDescriptor("fairness-pending-predictions", Types.STRING(), Types.STRING()))
-        self.labels = runtime_context.get_list_state(ListStateDescriptor("fairness-pending-labels", Types.STRING()))
+        self.windows = runtime_context.get_map_state(
+            MapStateDescriptor("fairness-windows", Types.LONG(), Types.STRING())
+        )
+        self.preds = runtime_context.get_map_state(
+            MapStateDescriptor("fairness-pending-predictions", Types.STRING(), Types.STRING())
+        )
+        self.labels = runtime_context.get_list_state(
+            ListStateDescriptor("fairness-pending-labels", Types.STRING())
+        )
 
     def _window(self, ws: int, ctx) -> dict | None:
         raw = self.windows.get(ws)
@@ -93,7 +99,9 @@ class FairnessFunction(KeyedCoProcessFunction):
             pred = pending.pop(eid, None)
             if pred is None:
                 if label_time + self.timeout > now:
-                    keep.append(json.dumps([eid, label, label_time]))  # its prediction may still come
+                    keep.append(
+                        json.dumps([eid, label, label_time])
+                    )  # its prediction may still come
                 continue
             ts, group, fav_pred = pred
             ws = window_start(ts, self.size)
@@ -104,7 +112,9 @@ class FairnessFunction(KeyedCoProcessFunction):
                     continue  # the window was finalized: the label came after the time-out
                 docs[ws] = json.loads(raw)
             w = FairnessWindow.restore(docs[ws]["c"])
-            fav_label = (1 if label == self.positive else 0) == (1 if self.favourable == self.positive else 0)
+            fav_label = (1 if label == self.positive else 0) == (
+                1 if self.favourable == self.positive else 0
+            )
             w.add_outcome(group, fav_pred, fav_label)
             docs[ws]["c"] = w.snapshot()
             self.preds.remove(eid)
@@ -175,16 +185,27 @@ class DriftFunction(KeyedProcessFunction):
         from models.registry import Registry
         from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
 
-        self.rows = runtime_context.get_map_state(MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING()))
-        self.counts = runtime_context.get_map_state(MapStateDescriptor("drift-counts", Types.LONG(), Types.LONG()))
-        self.first_event = runtime_context.get_state(ValueStateDescriptor("drift-first-event", Types.LONG()))
+        self.rows = runtime_context.get_map_state(
+            MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING())
+        )
+        self.counts = runtime_context.get_map_state(
+            MapStateDescriptor("drift-counts", Types.LONG(), Types.LONG())
+        )
+        self.first_event = runtime_context.get_state(
+            ValueStateDescriptor("drift-first-event", Types.LONG())
+        )
         mv = Registry(Path(self.registry)).resolve(self.cfg.model.name, self.version)
         self.model_version = mv.metadata.version
         cats = tuple(i.name for i in mv.metadata.inputs if i.type == "string")
         nums = tuple(i.name for i in mv.metadata.inputs if i.type != "string") + ("score",)
         self.columns = DriftColumns(nums, cats)
         ref = pd.read_parquet(mv.reference_path)
-        self.monitor = DriftMonitor(ref, self.columns, self.cfg.monitoring.drift_share, ReportWorkspace(Path(self.workspace), self.cfg.monitoring.project))
+        self.monitor = DriftMonitor(
+            ref,
+            self.columns,
+            self.cfg.monitoring.drift_share,
+            ReportWorkspace(Path(self.workspace), self.cfg.monitoring.project),
+        )
 
     def process_element(self, value, ctx):
         ts = value[self.time_field]
@@ -214,7 +235,18 @@ class DriftFunction(KeyedProcessFunction):
         if len(rows) < self.min_rows:
             from udfs.drift import iso
 
-            yield to_json_nan_safe({"window_start": ws, "window_end": ws + self.size, "window": f"{iso(ws)}..{iso(ws + self.size)}", "status": "insufficient_data", "rows": len(rows), "min_rows": self.min_rows, "model_version": self.model_version, "dataset_drift": None})
+            yield to_json_nan_safe(
+                {
+                    "window_start": ws,
+                    "window_end": ws + self.size,
+                    "window": f"{iso(ws)}..{iso(ws + self.size)}",
+                    "status": "insufficient_data",
+                    "rows": len(rows),
+                    "min_rows": self.min_rows,
+                    "model_version": self.model_version,
+                    "dataset_drift": None,
+                }
+            )
             return
         summary = self.monitor.evaluate(rows, ws, ws + self.size, self.model_version)
         from udfs.drift import iso

@@ -38,5 +38,7 @@ class ParseLabels(ProcessFunction):
         except RecordError as e:
             yield self.dead_letters, to_json(dead_letter(value, e, self.source))
         except Exception as e:
-            err = RecordError("internal_error", f"unexpected {type(e).__name__} while parsing a label: {e}")
+            err = RecordError(
+                "internal_error", f"unexpected {type(e).__name__} while parsing a label: {e}"
+            )
             yield self.dead_letters, to_json(dead_letter(value, err, self.source))

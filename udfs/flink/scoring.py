@@ -33,13 +33,17 @@ class ScoreFunction(ProcessFunction):
         reg = Registry(Path(self.registry))
         mv = reg.resolve(self.cfg.model.name, self.version)
         reg.verify(mv)
-        self.scorer = OnnxScorer.from_metadata(mv.onnx_path, mv.metadata, self.cfg.model.intra_op_threads)
+        self.scorer = OnnxScorer.from_metadata(
+            mv.onnx_path, mv.metadata, self.cfg.model.intra_op_threads
+        )
         self.scorer.check_columns(self.cfg.model_inputs)
         self.inputs = [i.name for i in mv.metadata.inputs]
         self.threshold = self.cfg.model.threshold
         self.model = {"name": mv.metadata.name, "version": mv.metadata.version}
         s = self.cfg.schema
-        self.passthrough = [s.event_id, s.event_time, *(e.key for e in s.entities)] + ([s.sensitive_attribute] if s.sensitive_attribute else [])
+        self.passthrough = [s.event_id, s.event_time, *(e.key for e in s.entities)] + (
+            [s.sensitive_attribute] if s.sensitive_attribute else []
+        )
 
     def process_element(self, value, ctx):
         score = self.scorer.score_one(value)
