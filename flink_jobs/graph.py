@@ -60,6 +60,43 @@ def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str) -> None:
     ).disable_chaining()
 
 
+def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, list[DataStream]]:
+    """Key by each entity in turn and join its features onto the event (keyed state).
+
+    Returns the enriched stream and the late-event side outputs, one per entity."""
+    late: list[DataStream] = []
+    for entity in cfg.schema.entities:
+        if entity.name not in cfg.features.entities:
+            continue
+        stream = (
+            stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
+            .process(
+                EntityFeaturesFunction(entity, cfg.features.for_entity(entity.name), LATE_EVENTS),
+                output_type=RECORD,
+            )
+            .uid(f"features-{entity.name}")
+            .name(f"features by {entity.key}")
+        )
+        late.append(stream.get_side_output(LATE_EVENTS))
+    return stream, late
+
+
+def parse_events(raw: DataStream, cfg: JobConfig, bounded: bool) -> tuple[DataStream, DataStream]:
+    """Parse and validate, then assign event time; returns (events, dead letters)."""
+    s = cfg.schema
+    parsed = (
+        raw.process(ParseEvents(s, DEAD_LETTERS, cfg.kafka.topics.events), output_type=RECORD)
+        .uid("parse-events")
+        .name("parse and validate events")
+    )
+    events = (
+        parsed.assign_timestamps_and_watermarks(_watermarks(cfg, s.event_time, bounded))
+        .uid("event-time")
+        .name("event time")
+    )
+    return events, parsed.get_side_output(DEAD_LETTERS)
+
+
 def check_model(cfg: JobConfig, opts: RunOptions) -> int:
     """Refuse to build a job whose model does not fit it; returns the favourable outcome."""
     reg = Registry(Path(opts.registry))
