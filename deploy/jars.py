@@ -59,7 +59,7 @@ def kafka_libs() -> Path:
     """The Kafka broker's runtime jars (from deploy/kafka/pom.xml), fetched once per pom."""
     pom = HERE / "kafka" / "pom.xml"
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
-    libs = paths.home() / "kafka" / "libs"
+    libs = paths.cache_dir() / "kafka-libs"
     marker = libs / f".complete-{digest}"
     if marker.is_file():
         return libs

@@ -17,8 +17,13 @@ def home() -> Path:
     return Path(os.environ.get("RTML_HOME", REPO_ROOT / ".rtml")).resolve()
 
 
+def cache_dir() -> Path:
+    """Downloaded jars, shared by every RTML_HOME (tests use their own home, not their own jars)."""
+    return Path(os.environ.get("RTML_CACHE", REPO_ROOT / ".rtml" / "cache")).resolve()
+
+
 def jars_dir() -> Path:
-    return home() / "jars"
+    return cache_dir() / "jars"
 
 
 def registry_dir() -> Path:

@@ -69,10 +69,11 @@ class Scenario:
 
     def raw_events(self) -> Iterator[str]:
         """Valid events as JSON with the bad records interleaved at their positions."""
-        bad = {pos: raw for pos, raw, _ in self.bad}
+        bad: dict[int, list[str]] = {}
+        for pos, raw, _ in self.bad:
+            bad.setdefault(pos, []).append(raw)
         for i, e in enumerate(self.events):
-            if i in bad:
-                yield bad[i]
+            yield from bad.get(i, ())
             yield json.dumps(e)
         for pos, raw, _ in self.bad:
             if pos >= len(self.events):

@@ -108,3 +108,12 @@ def test_labels(cfg):
     )
     with pytest.raises(RecordError, match="send 0 or 1"):
         parse_label('{"event_id": "e", "is_fraud": 2, "label_time": 1767225600000}', cfg.labels)
+
+
+def test_scenario_emits_every_record_once():
+    sc = generate(ScenarioOptions(events=3000, bad_fraction=0.05, seed=11))
+    raws = list(sc.raw_events())
+    assert len(raws) == len(sc.events) + len(sc.bad)
+    assert (
+        generate(ScenarioOptions(events=3000, bad_fraction=0.05, seed=11)).events == sc.events
+    )  # seeded

@@ -17,7 +17,7 @@ class ScoreFunction(ProcessFunction):
     The model version is resolved when the job is built (``version``), so every subtask and
     every restart serves the same model; the ONNX file's hash is verified at load. The score
     record goes to the main output (for the monitors) and, as JSON, to ``scores_json`` (for
-    the scores topic): a Kafka sink is fed by a side output, never by a chained Python map.
+    the scores topic), so no extra Python operator stands between scoring and the sink.
     """
 
     def __init__(self, cfg: JobConfig, registry: str, version: str, scores_json: OutputTag) -> None:

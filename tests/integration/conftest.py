@@ -1,0 +1,51 @@
+"""Integration tier: a real Kafka broker (KRaft, from the Maven jars) started for the session,
+a model trained and exported into a temporary RTML_HOME, jobs on real Flink."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from deploy.kafka_broker import Broker
+
+
+@pytest.fixture(scope="session")
+def rtml_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("rtml-home")
+    old = os.environ.get("RTML_HOME")
+    os.environ["RTML_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("RTML_HOME", None)
+    else:
+        os.environ["RTML_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def broker(rtml_home):
+    b = Broker(port=int(os.environ.get("RTML_TEST_KAFKA_PORT", "19392")))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def model(cfg, rtml_home):
+    from rtml.commands.data import export_model, scenario_options, train_model
+
+    train_model(
+        cfg,
+        scenario_options(
+            seed=1,
+            events=12_000,
+            days=3.0,
+            drift_at_h=None,
+            drift_size=0.0,
+            bias=0.25,
+            bad_fraction=0.0,
+        ),
+        None,
+        None,
+    )
+    return export_model(cfg)

@@ -1,0 +1,135 @@
+"""The whole pipeline on the real broker: produce, run the job, read every output topic.
+
+Asserts on counts (one score per valid event, every malformed record dead-lettered with its
+reason) and on values (features equal the offline replay, fairness equals fairlearn on the
+same predictions and labels, drift flagged after the injected change, reports saved).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fairlearn.metrics import demographic_parity_ratio
+
+from rtml import paths
+from rtml.commands.data import produce_scenario, scenario_options
+from rtml.commands.job import JobTarget, run_embedded
+from rtml.kafka_client import read_topic
+from tests.conftest import DEMO_CONFIG
+from udfs.features.offline import FeatureReplay
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def run(cfg, broker, model):
+    c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("it1.")
+    opts = scenario_options(
+        seed=7, events=6000, days=2.0, drift_at_h=36.0, drift_size=1.5, bias=0.25, bad_fraction=0.02
+    )
+    produced = produce_scenario(c, opts)
+    run_embedded(
+        c,
+        JobTarget(Path(DEMO_CONFIG), bootstrap=broker.bootstrap, topic_prefix="it1.", bounded=True),
+    )
+    t = c.kafka.topics
+    return {
+        "cfg": c,
+        "produced": produced,
+        "scores": read_topic(c, t.scores),
+        "dead": read_topic(c, t.dead_letter),
+        "late": read_topic(c, t.late),
+        "fairness": read_topic(c, t.fairness),
+        "drift": read_topic(c, t.drift),
+        "model": model,
+    }
+
+
+def test_exactly_one_score_per_valid_event(run):
+    ids = [s["event_id"] for s in run["scores"]]
+    assert len(ids) == run["produced"].valid == len(set(ids))
+    assert {e["event_id"] for e in run["produced"].scenario.events} == set(ids)
+    assert all(
+        s["model_version"] == run["model"].metadata.version and 0.0 <= s["score"] <= 1.0
+        for s in run["scores"]
+    )
+    assert all(s["flagged"] == int(s["score"] >= run["cfg"].model.threshold) for s in run["scores"])
+
+
+def test_every_malformed_record_is_dead_lettered_with_its_reason(run):
+    produced = run["produced"]
+    assert len(run["dead"]) == produced.bad
+    expected = collections.Counter(kind for _, _, kind in produced.scenario.bad)
+    got = collections.Counter(d["error"] for d in run["dead"])
+    # each generated defect maps to one validation error code
+    kind_to_code = {
+        "invalid_json": "invalid_json",
+        "nan_amount": "invalid_json",
+        "missing_field": "missing_field",
+        "wrong_type": "wrong_type",
+        "negative_amount": "out_of_range",
+        "unknown_category": "unknown_category",
+        "future_timestamp": "timestamp_in_future",
+        "not_an_object": "not_an_object",
+    }
+    want = collections.Counter()
+    for kind, n in expected.items():
+        want[kind_to_code[kind]] += n
+    assert got == want
+    assert all(d["reason"] and d["raw"] for d in run["dead"])
+    assert run["late"] == []
+
+
+def test_scored_features_equal_the_offline_replay(run):
+    cfg = run["cfg"]
+    replay = FeatureReplay(cfg.features, cfg.schema.entities, cfg.schema.event_time)
+    expected = {e["event_id"]: replay.observe(e) for e in run["produced"].scenario.events}
+    for s in run["scores"]:
+        want = expected[s["event_id"]]
+        for name in cfg.features.names:
+            have = s["inputs"][name]
+            assert (have is None and math.isnan(want[name])) or have == want[name], (
+                s["event_id"],
+                name,
+                have,
+                want[name],
+            )
+
+
+def test_fairness_windows_equal_fairlearn_on_the_same_data(run):
+    final = {r["window_start"]: r for r in run["fairness"] if r["status"] == "final"}
+    assert len(final) == 8  # 2 days of 6h windows
+    labels = {lab["event_id"]: lab["is_fraud"] for lab in run["produced"].scenario.labels}
+    size = run["cfg"].monitoring.window_ms
+    by_window = collections.defaultdict(list)
+    for s in run["scores"]:
+        by_window[s["event_time"] - s["event_time"] % size].append(s)
+    for ws, rows in by_window.items():
+        r = final[ws]
+        assert r["predictions"] == len(rows)
+        assert r["labelled"] == sum(1 for s in rows if s["event_id"] in labels)
+        fav = np.array([1 - s["flagged"] for s in rows])  # favourable = not flagged
+        groups = np.array([s["age_band"] for s in rows])
+        assert r["disparate_impact_ratio"] == pytest.approx(
+            demographic_parity_ratio(fav, fav, sensitive_features=groups), abs=1e-12
+        )
+    assert any("disparate_impact" in r["alerts"] for r in final.values())  # the injected bias shows
+
+
+def test_drift_flagged_after_the_injected_change_and_reports_saved(run):
+    drift = sorted(run["drift"], key=lambda d: d["window_start"])
+    assert len(drift) == 8
+    start = drift[0]["window_start"]
+    for d in drift:
+        hours = (d["window_start"] - start) / 3_600_000
+        if hours < 24:
+            assert d["status"] == "warmup"
+        elif hours >= 36:
+            assert d["status"] == "drift" and "amount" in d["drifted_columns"], d
+    ws = paths.workspace_dir()
+    snapshots = list(ws.rglob("snapshots/*.json"))
+    assert len(snapshots) >= 8, list(ws.rglob("*"))[:20]
