@@ -49,9 +49,7 @@ def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStra
 def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str) -> None:
     """Sink a stream of JSON strings, produced directly by the Python function upstream (a side
     output or its main output: no extra Python map operator in front of a sink)."""
-    stream.sink_to(kafka_io.sink(cfg, topic)).uid(f"sink-{uid}").name(
-        f"{uid} -> {topic}"
-    ).disable_chaining()
+    stream.sink_to(kafka_io.sink(cfg, topic)).uid(f"sink-{uid}").name(f"{uid} -> {topic}")
 
 
 def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, list[DataStream]]:
