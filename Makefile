@@ -1,0 +1,54 @@
+# rtml: the two commands a newcomer needs are `make demo` and `make test`.
+# Both set up what they need (virtualenv, Python packages, jars from Maven Central) and are
+# quick when it is already there.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: setup demo test test-unit test-flink test-integration lint format stop clean
+
+$(STAMP): pyproject.toml
+	@command -v java >/dev/null || { echo "rtml: error: Java is not installed -> install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"; exit 3; }
+	@command -v mvn >/dev/null || { echo "rtml: error: Maven is not installed -> install it (apt-get install maven)"; exit 3; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/rtml setup
+
+## Run the whole product end to end on a local Kafka broker and print a summary.
+demo: setup
+	$(BIN)/rtml demo
+
+## All test tiers: unit (no JVM), Flink (MiniCluster), integration (real Kafka + Flink).
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+test-flink: $(STAMP)
+	$(BIN)/python -m pytest -q tests/flink
+
+test-integration: setup
+	$(BIN)/python -m pytest -q tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Stop the local services started by the demo.
+stop:
+	-$(BIN)/rtml cluster stop
+	-$(BIN)/rtml broker stop
+
+clean: stop
+	rm -rf .rtml
