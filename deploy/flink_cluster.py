@@ -108,6 +108,16 @@ class Cluster:
     def _script(self, name: str) -> list[str]:
         return ["bash", str(flink_home() / "bin" / name)]
 
+    def _run(self, script: str, action: str, what: str) -> None:
+        run = subprocess.run(
+            self._script(script) + [action], env=self.env(), capture_output=True, text=True
+        )
+        if run.returncode != 0:
+            raise ServiceError(
+                f"{what} did not {action}: {(run.stdout + run.stderr).strip()[-300:]}",
+                hint=f"read the logs in {self.home / 'log'}",
+            )
+
     def start(self, taskmanagers: int = 1, timeout: float = 120.0) -> str:
         if self.running():
             return f"Flink session cluster already running on {self.address}"
@@ -116,32 +126,12 @@ class Cluster:
             if not port_free(HOST, p):
                 raise ServiceError(
                     f"port {HOST}:{p} is taken by another process",
-                    hint="stop it, or pick other ports: rtml cluster start --rest-port N --rpc-port M",
+                    hint="stop it, or pick another port: rtml cluster start --rest-port N (the RPC port follows it)",
                 )
         self.render_conf()
-        run = subprocess.run(
-            self._script("jobmanager.sh") + ["start"],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-        )
-        if run.returncode != 0:
-            raise ServiceError(
-                f"the JobManager did not start: {(run.stdout + run.stderr).strip()[-300:]}",
-                hint=f"read the logs in {self.home / 'log'}",
-            )
+        self._run("jobmanager.sh", "start", "the JobManager")
         for _ in range(taskmanagers):
-            run = subprocess.run(
-                self._script("taskmanager.sh") + ["start"],
-                env=self.env(),
-                capture_output=True,
-                text=True,
-            )
-            if run.returncode != 0:
-                raise ServiceError(
-                    f"a TaskManager did not start: {(run.stdout + run.stderr).strip()[-300:]}",
-                    hint=f"read the logs in {self.home / 'log'}",
-                )
+            self._run("taskmanager.sh", "start", "a TaskManager")
         if not wait_for(
             lambda: (self.overview() or {}).get("taskmanagers", 0) >= taskmanagers, timeout, 1.0
         ):

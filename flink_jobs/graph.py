@@ -109,32 +109,10 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         WatermarkStrategy.no_watermarks(),
         "events source",
     ).uid("source-events")
-    parsed = (
-        raw.process(ParseEvents(s, DEAD_LETTERS, t.events), output_type=RECORD)
-        .uid("parse-events")
-        .name("parse and validate events")
-    )
-    stream = (
-        parsed.assign_timestamps_and_watermarks(_watermarks(cfg, s.event_time, opts.bounded))
-        .uid("event-time")
-        .name("event time")
-    )
+    stream, event_dead_letters = parse_events(raw, cfg, opts.bounded)
 
     # -- per-entity features in keyed state ---------------------------------------------------
-    late: list[DataStream] = []
-    for entity in s.entities:
-        if entity.name not in cfg.features.entities:
-            continue
-        stream = (
-            stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
-            .process(
-                EntityFeaturesFunction(entity, cfg.features.for_entity(entity.name), LATE_EVENTS),
-                output_type=RECORD,
-            )
-            .uid(f"features-{entity.name}")
-            .name(f"features by {entity.key}")
-        )
-        late.append(stream.get_side_output(LATE_EVENTS))
+    stream, late = add_features(stream, cfg)
 
     # -- scoring ------------------------------------------------------------------------------
     scored = (
@@ -166,9 +144,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
     )
 
     # -- dead letters and late events -------------------------------------------------------------
-    dead = parsed.get_side_output(DEAD_LETTERS).union(
-        labels_parsed.get_side_output(LABEL_DEAD_LETTERS)
-    )
+    dead = event_dead_letters.union(labels_parsed.get_side_output(LABEL_DEAD_LETTERS))
     _to_topic(cfg, dead, t.dead_letter, "dead-letters")
     if late:
         late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]

@@ -25,8 +25,24 @@ def cluster(rtml_home):
 
 def test_submitted_job_scores_every_event(cfg, broker, model, cluster):
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("sub.")
-    produced = produce_scenario(c, scenario_options(seed=8, events=1500, days=1.0, drift_at_h=None, drift_size=0.0, bias=0.25, bad_fraction=0.02))
-    job_id = submit(c, JobTarget(Path(DEMO_CONFIG), bootstrap=broker.bootstrap, topic_prefix="sub.", bounded=True), cluster.address, detached=False)
+    produced = produce_scenario(
+        c,
+        scenario_options(
+            seed=8,
+            events=1500,
+            days=1.0,
+            drift_at_h=None,
+            drift_size=0.0,
+            bias=0.25,
+            bad_fraction=0.02,
+        ),
+    )
+    job_id = submit(
+        c,
+        JobTarget(Path(DEMO_CONFIG), bootstrap=broker.bootstrap, topic_prefix="sub.", bounded=True),
+        cluster.address,
+        detached=False,
+    )
     assert job_id != "?"
     jobs = {j["jid"]: j for j in cluster.jobs()}
     assert jobs[job_id]["state"] == "FINISHED"

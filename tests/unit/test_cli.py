@@ -7,12 +7,32 @@ import sys
 
 
 def rtml(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "rtml.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rtml.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_help_lists_every_command():
     out = rtml("--help").stdout
-    for cmd in ("setup", "demo", "broker", "cluster", "produce", "train", "export", "models", "run", "submit", "jobs", "reports", "ui"):
+    for cmd in (
+        "setup",
+        "demo",
+        "broker",
+        "cluster",
+        "produce",
+        "train",
+        "export",
+        "models",
+        "run",
+        "submit",
+        "jobs",
+        "reports",
+        "ui",
+    ):
         assert cmd in out
 
 
