@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import prereqs
-from deploy.process import port_free, port_open, wait_for
+from deploy.process import child_env, port_free, port_open, wait_for
 from rtml import paths
 from rtml.errors import ServiceError, SetupError
 
@@ -54,12 +54,12 @@ class Cluster:
         return self.home / "conf"
 
     def env(self) -> dict[str, str]:
-        e = dict(os.environ)
-        e["FLINK_CONF_DIR"] = str(self.conf_dir)
-        e["FLINK_LOG_DIR"] = str(self.home / "log")
-        e["FLINK_PID_DIR"] = str(self.home)
-        e["PATH"] = f"{Path(sys.executable).parent}:{e.get('PATH', '')}"
-        return e
+        return child_env(
+            FLINK_CONF_DIR=str(self.conf_dir),
+            FLINK_LOG_DIR=str(self.home / "log"),
+            FLINK_PID_DIR=str(self.home),
+            PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        )
 
     def render_conf(self) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)

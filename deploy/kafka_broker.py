@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import jars, prereqs
-from deploy.process import port_free, port_open, read_pid, terminate, wait_for
+from deploy.process import child_env, port_free, port_open, read_pid, terminate, wait_for
 from rtml import paths
 from rtml.errors import ServiceError
 
@@ -117,6 +117,7 @@ class Broker:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 cwd=self.home,
+                env=child_env(),
             )
         self.pid_file.write_text(str(proc.pid))
         if not wait_for(

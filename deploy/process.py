@@ -71,3 +71,31 @@ def terminate(pid: int, timeout: float = 30.0) -> None:
             os.kill(pid, sig)
         if wait_for(lambda: not alive(pid), timeout if sig == signal.SIGTERM else 10):
             return
+
+
+# Set in os.environ by PyFlink once a job with Python functions has run in this process
+# (loopback mode); inherited by a child they make it treat itself as a Python UDF worker
+# ("launching the PythonGatewayServer during Python UDF execution") or use the wrong conf.
+_PYFLINK_PROCESS_VARS = (
+    "PYFLINK_GATEWAY_DISABLED",
+    "PYFLINK_GATEWAY_PORT",
+    "_PYFLINK_CONN_INFO_PATH",
+    "PYTHON_LOOPBACK_SERVER_ADDRESS",
+    "_PYTHON_WORKER_MEMORY_LIMIT",
+    "BOOT_LOG_DIR",
+    "SEMI_PERSISTENT_DIRECTORY",
+    "FLINK_HOME",
+    "FLINK_CONF_DIR",
+    "FLINK_LIB_DIR",
+    "FLINK_OPT_DIR",
+    "FLINK_PLUGINS_DIR",
+    "FLINK_BIN_DIR",
+    "python",
+)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: ours without PyFlink's per-process variables."""
+    env = {k: v for k, v in os.environ.items() if k not in _PYFLINK_PROCESS_VARS}
+    env.update(extra)
+    return env

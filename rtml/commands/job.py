@@ -12,6 +12,7 @@ from pathlib import Path
 
 from deploy import jars
 from deploy.flink_cluster import Cluster, flink_home
+from deploy.process import child_env
 from rtml import paths
 from rtml.config import JobConfig
 from rtml.console import say, step
@@ -86,7 +87,9 @@ def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None 
     watcher = threading.Thread(target=_watch_scores, args=(cfg, stop, expected_scores), daemon=True)
     t0 = time.monotonic()
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT, env=child_env()
+        )
         watcher.start()
         try:
             rc = proc.wait()
@@ -145,7 +148,7 @@ def submit(cfg: JobConfig, target: JobTarget, jobmanager: str, detached: bool = 
     cmd += ["-py", str(paths.REPO_ROOT / "flink_jobs" / "job.py"), *target.args()]
     log = _log_path("submit")
     step(f"submitting job {cfg.job.name!r} to the Flink cluster at {jobmanager} (log {log})")
-    env = cluster.env() if cluster.conf_dir.is_dir() else None
+    env = cluster.env() if cluster.conf_dir.is_dir() else child_env()
     with log.open("w") as out:
         rc = subprocess.call(
             cmd, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT, env=env
