@@ -145,7 +145,7 @@ def export(
         inputs=inputs,
         output=PROBA_OUTPUT,
         positive_label=int(info["positive_label"]),
-        favourable_outcome=0,
+        favourable_outcome=int(info.get("favourable_outcome", 0)),
         threshold=float(info["threshold"]),
         sensitive_attribute=info.get("sensitive_attribute"),
         feature_set_fingerprint=info["feature_set_fingerprint"],

@@ -128,6 +128,7 @@ def train(
         "data_fingerprint": fingerprint(df),
         "threshold": cfg.model.threshold,
         "positive_label": cfg.labels.positive,
+        "favourable_outcome": cfg.model.favourable_outcome,
         "sensitive_attribute": cfg.schema.sensitive_attribute,
         "metrics": metrics,
     }

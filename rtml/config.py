@@ -119,6 +119,7 @@ class ModelSettings:
     threshold: float = 0.5
     raw_inputs: tuple[str, ...] = ()  # event fields the model takes besides the features
     intra_op_threads: int = 1
+    favourable_outcome: int = 0  # the prediction that is good for the subject (0 = not flagged)
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,13 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         threshold=float(m.get("threshold", 0.5)),
         raw_inputs=tuple(str(x) for x in m.get("raw_inputs", ())),
         intra_op_threads=int(m.get("intra_op_threads", 1)),
+        favourable_outcome=int(m.get("favourable_outcome", 0)),
     )
+    if model.favourable_outcome not in (0, 1):
+        raise ConfigError(
+            f"[model] favourable_outcome = {model.favourable_outcome} is not 0 or 1",
+            hint="set the prediction that is good for the subject: 0 (not flagged) or 1",
+        )
     for r in model.raw_inputs:
         if r not in names:
             raise ConfigError(
