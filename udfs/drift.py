@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from udfs.windows import iso
+
 
 @dataclass(frozen=True)
 class DriftColumns:
@@ -25,14 +27,6 @@ class DriftColumns:
     @property
     def all(self) -> tuple[str, ...]:
         return self.numerical + self.categorical
-
-
-def iso(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
 
 
 class ReportWorkspace:

@@ -71,13 +71,11 @@ def run_demo(
     )
     produced = produce_scenario(cfg, opts)
     remember_run(str(config.resolve()), broker.bootstrap, prefix)
-    t_job = time.monotonic()
     took = run_embedded(
         cfg,
         JobTarget(config, bootstrap=broker.bootstrap, topic_prefix=prefix, bounded=True),
         expected_scores=produced.valid,
     )
-    del t_job
 
     step("reading every output topic")
     t = cfg.kafka.topics

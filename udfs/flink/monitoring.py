@@ -16,10 +16,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, Va
 from rtml.config import JobConfig
 from udfs.fairness import FairnessWindow
 from udfs.flink.records import to_json_nan_safe
-
-
-def window_start(ts: int, size: int) -> int:
-    return ts - (ts % size)
+from udfs.windows import window_label, window_start
 
 
 class FairnessFunction(KeyedCoProcessFunction):
@@ -126,7 +123,6 @@ class FairnessFunction(KeyedCoProcessFunction):
                 self.preds.remove(eid)  # never labelled within the time-out
 
     def on_timer(self, timestamp, ctx):
-        from udfs.drift import iso
 
         self._join_labels(timestamp)
         done = []
@@ -142,7 +138,7 @@ class FairnessFunction(KeyedCoProcessFunction):
                     {
                         "window_start": ws,
                         "window_end": ws + self.size,
-                        "window": f"{iso(ws)}..{iso(ws + self.size)}",
+                        "window": window_label(ws, self.size),
                         "status": "final" if final else ("provisional" if k == 0 else "update"),
                         "model_version": self.model_version,
                     }
@@ -233,13 +229,11 @@ class DriftFunction(KeyedProcessFunction):
             self.rows.remove(k)
         self.counts.remove(ws)
         if len(rows) < self.min_rows:
-            from udfs.drift import iso
-
             yield to_json_nan_safe(
                 {
                     "window_start": ws,
                     "window_end": ws + self.size,
-                    "window": f"{iso(ws)}..{iso(ws + self.size)}",
+                    "window": window_label(ws, self.size),
                     "status": "insufficient_data",
                     "rows": len(rows),
                     "min_rows": self.min_rows,
@@ -249,9 +243,8 @@ class DriftFunction(KeyedProcessFunction):
             )
             return
         summary = self.monitor.evaluate(rows, ws, ws + self.size, self.model_version)
-        from udfs.drift import iso
 
-        summary["window"] = f"{iso(ws)}..{iso(ws + self.size)}"
+        summary["window"] = window_label(ws, self.size)
         first = self.first_event.value()
         if first is not None and ws < first + self.warmup_ms:
             summary["status"] = "warmup"
