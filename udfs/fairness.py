@@ -11,6 +11,12 @@ a ratio below the four-fifths threshold means some group gets the good outcome m
 
 Groups below ``min_count`` (predictions for SR; labelled positives/negatives for TPR/FPR) are
 reported but left out of the ratios; a ratio needs two eligible groups and a non-zero maximum.
+
+Each ratio comes with a 95% interval: the Katz log interval of the ratio of the two
+proportions it compares (the lowest-rate group over the highest-rate group). It treats those two
+groups as fixed, so with many groups it is somewhat narrow. An alert is raised only when the
+*whole* interval lies below the four-fifths threshold (a breach with confidence); a point
+estimate below it whose interval reaches above is reported as a ``watch``.
 """
 
 from __future__ import annotations
@@ -57,11 +63,25 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return (max(0.0, c - h), min(1.0, c + h))
 
 
-def _ratio(rates: dict[str, float]) -> float | None:
-    if len(rates) < 2:
+def ratio_ci(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float] | None:
+    """95% Katz log interval of (k1/n1) / (k2/n2); None when a count is zero."""
+    if min(k1, k2, n1, n2) <= 0:
         return None
-    hi = max(rates.values())
-    return None if hi == 0 else min(rates.values()) / hi
+    r = (k1 / n1) / (k2 / n2)
+    se = math.sqrt(max(1 / k1 - 1 / n1 + 1 / k2 - 1 / n2, 0.0))
+    return (r * math.exp(-Z95 * se), r * math.exp(Z95 * se))
+
+
+def _ratio(rates: dict[str, tuple[int, int]]) -> tuple[float | None, tuple[float, float] | None]:
+    """min/max of k/n over groups, and the interval of that ratio."""
+    if len(rates) < 2:
+        return None, None
+    lo_g = min(rates, key=lambda g: rates[g][0] / rates[g][1])
+    hi_g = max(rates, key=lambda g: rates[g][0] / rates[g][1])
+    (k1, n1), (k2, n2) = rates[lo_g], rates[hi_g]
+    if k2 == 0:
+        return None, None
+    return (k1 / n1) / (k2 / n2), ratio_ci(k1, n1, k2, n2)
 
 
 @dataclass
@@ -93,9 +113,10 @@ class FairnessWindow:
 
     def report(self, min_count: int, four_fifths: float = 0.8) -> dict[str, Any]:
         per_group: dict[str, Any] = {}
-        sr: dict[str, float] = {}
-        tpr: dict[str, float] = {}
-        fpr: dict[str, float] = {}
+        sr: dict[str, tuple[int, int]] = {}
+        tpr: dict[str, tuple[int, int]] = {}
+        fpr: dict[str, tuple[int, int]] = {}
+        base: dict[str, tuple[int, int]] = {}
         n_total = labelled = 0
         for name in sorted(self.groups):
             g = self.groups[name]
@@ -106,32 +127,44 @@ class FairnessWindow:
                 row["selection_rate"] = g.selected / g.n
                 row["selection_rate_ci95"] = wilson(g.selected, g.n)
                 if g.n >= min_count:
-                    sr[name] = g.selected / g.n
+                    sr[name] = (g.selected, g.n)
+            labelled_g = g.positives + g.negatives
+            if labelled_g:
+                row["favourable_label_rate"] = g.positives / labelled_g
+                if labelled_g >= min_count:
+                    base[name] = (g.positives, labelled_g)
             if g.positives:
                 row["tpr"] = g.true_pos / g.positives
                 if g.positives >= min_count:
-                    tpr[name] = g.true_pos / g.positives
+                    tpr[name] = (g.true_pos, g.positives)
             if g.negatives:
                 row["fpr"] = g.false_pos / g.negatives
                 if g.negatives >= min_count:
-                    fpr[name] = g.false_pos / g.negatives
+                    fpr[name] = (g.false_pos, g.negatives)
             per_group[name] = row
-        di = _ratio(sr)
-        eo = _ratio(tpr)
-        fr = _ratio(fpr)
+        di, di_ci = _ratio(sr)
+        eo, eo_ci = _ratio(tpr)
+        fr, _ = _ratio(fpr)
+        br, br_ci = _ratio(base)
         eodds = None if eo is None or fr is None else min(eo, fr)
-        alerts = []
-        if di is not None and di < four_fifths:
-            alerts.append("disparate_impact")
-        if eo is not None and eo < four_fifths:
-            alerts.append("equal_opportunity")
+        alerts: list[str] = []
+        watch: list[str] = []
+        for name, value, ci in (("disparate_impact", di, di_ci), ("equal_opportunity", eo, eo_ci)):
+            if value is None or value >= four_fifths:
+                continue
+            (alerts if ci is not None and ci[1] < four_fifths else watch).append(name)
         return {
             "groups": per_group,
             "predictions": n_total,
             "labelled": labelled,
             "label_coverage": labelled / n_total if n_total else 0.0,
             "disparate_impact_ratio": di,
+            "disparate_impact_ci95": di_ci,
             "equal_opportunity_ratio": eo,
+            "equal_opportunity_ci95": eo_ci,
             "equalized_odds_ratio": eodds,
-            "alerts": alerts,
+            "label_base_rate_ratio": br,  # favourable-label rate, min/max over groups: bias in the labels themselves
+            "label_base_rate_ci95": br_ci,
+            "alerts": alerts,  # breaches of the four-fifths rule with 95% confidence
+            "watch": watch,  # point estimate below the threshold, interval reaching above it
         }

@@ -109,12 +109,14 @@ def run_demo(
     print_table(verdicts)
     flagged = [d["window"] for d in verdicts.drift if d.get("dataset_drift")]
     fair_alerts = [f["window"] for f in verdicts.fairness if f.get("alerts")]
+    fair_watch = [f["window"] for f in verdicts.fairness if f.get("watch") and not f.get("alerts")]
     say("")
     say(
         f"windows flagged for drift:     {len(flagged)} of {len(verdicts.drift)} (drift injected from {DRIFT_AT_H:g}h, i.e. 2026-01-03T00:00Z)"
     )
     say(
-        f"windows with fairness alerts:  {len(fair_alerts)} of {len(verdicts.fairness)} (bias injected: {bias:g} of the 18-25 band's legitimate events labelled fraud)"
+        f"windows with fairness alerts:  {len(fair_alerts)} of {len(verdicts.fairness)} breach the four-fifths rule with 95% confidence, "
+        f"{len(fair_watch)} more on the point estimate only (bias injected: {bias:g} of the 18-25 band's legitimate events labelled fraud)"
     )
     say(
         f"drift reports (Evidently):     {paths.workspace_dir()}  -> open them with `rtml ui` (http://127.0.0.1:8000)"

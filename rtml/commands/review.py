@@ -63,7 +63,7 @@ def print_table(v: Verdicts) -> None:
         window = d.get("window") or f.get("window", str(ws))
         status = d.get("status", "-")
         share = d.get("drift_share")
-        alerts = list(f.get("alerts", []))
+        alerts = list(f.get("alerts", [])) + [f"watch:{w}" for w in f.get("watch", [])]
         if d.get("dataset_drift"):
             alerts.insert(0, "drift")
         cov = f.get("label_coverage")

@@ -87,3 +87,56 @@ def test_wilson_interval_covers_the_rate():
     lo, hi = wilson(30, 100)
     assert lo < 0.3 < hi and 0.2 < lo and hi < 0.4
     assert all(math.isnan(v) for v in wilson(0, 0))
+
+
+def test_ratio_interval_has_its_nominal_coverage():
+    """Simulated windows with a known true ratio: the 95% interval covers it ~95% of the time."""
+    from udfs.fairness import ratio_ci
+
+    rng = np.random.default_rng(0)
+    true_ratio = 0.7 / 0.9
+    hits = 0
+    trials = 2000
+    for _ in range(trials):
+        k1 = rng.binomial(300, 0.7)
+        k2 = rng.binomial(400, 0.9)
+        lo, hi = ratio_ci(k1, 300, k2, 400)
+        hits += lo <= true_ratio <= hi
+    assert 0.93 <= hits / trials <= 0.97
+
+
+def test_alert_needs_confidence_watch_does_not():
+    confident = window_from(
+        [1] * 900 + [0] * 100 + [1] * 600 + [0] * 400, [1] * 2000, ["a"] * 1000 + ["b"] * 1000
+    ).report(30)
+    assert "disparate_impact" in confident["alerts"] and confident["disparate_impact_ci95"][1] < 0.8
+    unsure = window_from(
+        [1] * 36 + [0] * 4 + [1] * 28 + [0] * 12, [1] * 80, ["a"] * 40 + ["b"] * 40
+    ).report(30)
+    assert (
+        unsure["disparate_impact_ratio"] < 0.8
+        and unsure["alerts"] == []
+        and "disparate_impact" in unsure["watch"]
+    )
+
+
+@pytest.mark.parametrize("bias", [0.1, 0.3])
+def test_injected_label_bias_is_measured_within_its_interval(bias):
+    """Ground truth from the generator: a share `bias` of the protected group's legitimate
+    events are labelled fraud, and fraud is independent of the group, so the favourable-label
+    rate ratio (protected / others) is 1 - bias."""
+    from rtml.scenarios.cards import PROTECTED_GROUP, ScenarioOptions, generate
+
+    sc = generate(ScenarioOptions(seed=21, events=40_000, days=6, bias=bias))
+    group = {
+        e["event_id"]: ("protected" if e["age_band"] == PROTECTED_GROUP else "others")
+        for e in sc.events
+    }
+    w = FairnessWindow()
+    for lab in sc.labels:
+        g = group[lab["event_id"]]
+        w.add_prediction(g, True)
+        w.add_outcome(g, True, lab["is_fraud"] == 0)
+    r = w.report(min_count=30)
+    lo, hi = r["label_base_rate_ci95"]
+    assert lo <= 1 - bias <= hi, (r["label_base_rate_ratio"], lo, hi)
