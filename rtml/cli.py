@@ -152,6 +152,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None)
     p.add_argument("--bootstrap", default=None)
     p.add_argument("--topic-prefix", default=None)
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the Evidently reports as HTML, a fairness-over-time plot and an index to DIR",
+    )
 
     p = sub.add_parser("ui", help="serve the Evidently UI over the report workspace on 127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -252,8 +259,13 @@ def dispatch(a: argparse.Namespace) -> int:
         prefix = a.topic_prefix if a.topic_prefix is not None else last.get("topic_prefix", "")
         if prefix:
             cfg = cfg.with_topic_prefix(prefix)
-        print_table(collect(cfg))
+        verdicts = collect(cfg)
+        print_table(verdicts)
         print(f"\nEvidently snapshots: {paths.workspace_dir()} (serve them with `rtml ui`)")
+        if a.export:
+            from rtml.commands.report_export import export
+
+            export(verdicts, a.export)
     elif a.cmd == "ui":
         from rtml.commands.services import ui
 

@@ -140,3 +140,14 @@ def test_drift_flagged_after_the_injected_change_and_reports_saved(run):
     ws = paths.workspace_dir()
     snapshots = list(ws.rglob("snapshots/*.json"))
     assert len(snapshots) >= 8, list(ws.rglob("*"))[:20]
+
+
+def test_reports_export_html_and_fairness_plot(run, tmp_path):
+    from rtml.commands.report_export import export
+    from rtml.commands.review import collect
+
+    index = export(collect(run["cfg"]), tmp_path)
+    html_reports = list(tmp_path.glob("drift-*.html"))
+    assert len(html_reports) == 8 and all(p.stat().st_size > 100_000 for p in html_reports)
+    assert (tmp_path / "fairness.html").stat().st_size > 100_000
+    assert index.read_text().count("<tr>") == 9  # header + 8 windows
