@@ -8,6 +8,7 @@
                         |-> fairness per window  <- labels topic (parse, event time)
                         |   (labels joined by event id in state, time-out)  -> fairness topic
                         '-> drift per window (Evidently, workspace)         -> drift topic
+                            (breaches with confidence, drifted windows)     -> alerts topic
     (the monitors run in their own slot-sharing group: their own slot and Python worker)
 
 Every stateful operator has a stable uid (savepoints map state by uid) and a name.
@@ -22,7 +23,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from flink_jobs import kafka_io
 from flink_jobs.options import RunOptions
-from flink_jobs.tags import DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS, SCORES_JSON
+from flink_jobs.tags import ALERTS, DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS, SCORES_JSON
 from models.registry import Registry
 from rtml.config import JobConfig
 from udfs.flink.features import EntityFeaturesFunction
@@ -151,24 +152,27 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         _to_topic(cfg, late_all, t.late, "late-events")
 
     # -- fairness: late labels joined in state, per window ------------------------------------
+    alerts: list[DataStream] = []
     if s.sensitive_attribute:
         fairness = (
             scored.connect(labels)
             .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
             .process(
-                FairnessFunction(cfg, favourable, opts.model_version), output_type=Types.STRING()
+                FairnessFunction(cfg, favourable, opts.model_version, ALERTS),
+                output_type=Types.STRING(),
             )
             .uid("fairness")
             .name("fairness per window (late labels joined)")
             .slot_sharing_group(MONITORING_SLOTS)
         )
         _to_topic(cfg, fairness, t.fairness, "fairness")
+        alerts.append(fairness.get_side_output(ALERTS))
 
     # -- drift (Evidently), off the scoring path -------------------------------------------------
     drift = (
         scored.key_by(ConstantKey(), key_type=Types.STRING())
         .process(
-            DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace),
+            DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace, ALERTS),
             output_type=Types.STRING(),
         )
         .uid("drift")
@@ -176,3 +180,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         .slot_sharing_group(MONITORING_SLOTS)
     )
     _to_topic(cfg, drift, t.drift, "drift")
+    alerts.append(drift.get_side_output(ALERTS))
+    _to_topic(
+        cfg, alerts[0].union(*alerts[1:]) if len(alerts) > 1 else alerts[0], t.alerts, "alerts"
+    )

@@ -6,4 +6,5 @@ from pyflink.datastream import OutputTag
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 LABEL_DEAD_LETTERS = OutputTag("label-dead-letters", Types.STRING())
 LATE_EVENTS = OutputTag("late-events", Types.STRING())
+ALERTS = OutputTag("alerts", Types.STRING())  # fairness breaches and drifted windows
 SCORES_JSON = OutputTag("scores-json", Types.STRING())  # what the scores topic receives

@@ -81,6 +81,7 @@ class Topics:
     late: str
     fairness: str
     drift: str
+    alerts: str
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -91,6 +92,7 @@ class Topics:
             self.late,
             self.fairness,
             self.drift,
+            self.alerts,
         )
 
 
@@ -125,6 +127,7 @@ class ModelSettings:
 @dataclass(frozen=True)
 class MonitoringSettings:
     window_ms: int
+    slide_ms: int = 0  # fairness windows start every slide (0 or = window: tumbling)
     min_group_count: int = 30
     four_fifths: float = 0.8
     drift_min_rows: int = 100
@@ -249,7 +252,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
     except KeyError as e:
         raise ConfigError(
             f"[kafka.topics]: missing topic {e}",
-            hint="name all of events, labels, scores, dead_letter, late, fairness, drift",
+            hint="name all of events, labels, scores, dead_letter, late, fairness, drift, alerts",
         ) from None
     kafka = KafkaSettings(
         bootstrap_servers=str(k.get("bootstrap_servers", "127.0.0.1:9092")),
@@ -351,6 +354,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
     mo = _section(raw, "monitoring", src)
     monitoring = MonitoringSettings(
         window_ms=parse_duration(mo.get("window", "1h"), "[monitoring] window"),
+        slide_ms=parse_duration(mo.get("slide", mo.get("window", "1h")), "[monitoring] slide"),
         min_group_count=int(mo.get("min_group_count", 30)),
         four_fifths=float(mo.get("four_fifths", 0.8)),
         drift_min_rows=int(mo.get("drift_min_rows", 100)),
@@ -358,6 +362,11 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         drift_share=float(mo.get("drift_share", 0.5)),
         project=str(mo.get("project", job.name)),
     )
+    if monitoring.slide_ms <= 0 or monitoring.window_ms % monitoring.slide_ms:
+        raise ConfigError(
+            f"[monitoring] slide ({monitoring.slide_ms} ms) must divide window ({monitoring.window_ms} ms)",
+            hint='e.g. window = "6h" with slide = "1h" (sliding) or slide = window (tumbling)',
+        )
     return JobConfig(job, kafka, schema, labels, features, model, monitoring, source=source)
 
 

@@ -19,3 +19,10 @@ def iso(ms: int) -> str:
 
 def window_label(start_ms: int, size_ms: int) -> str:
     return f"{iso(start_ms)}..{iso(start_ms + size_ms)}"
+
+
+def windows_for(ts_ms: int, size_ms: int, slide_ms: int) -> list[int]:
+    """Starts of every window [start, start + size) holding ``ts_ms``, windows every ``slide_ms``
+    (``slide_ms == size_ms``: tumbling, exactly one window)."""
+    last = ts_ms - (ts_ms % slide_ms)
+    return [s for s in range(last, ts_ms - size_ms, -slide_ms)]

@@ -67,7 +67,8 @@ def test_trips_job_on_kafka(broker, rtml_home):
             have = s["inputs"][name]
             assert (have is None and math.isnan(want)) or have == want, (s["trip_id"], name)
 
+    # sliding fairness windows, 4h every 2h, over 16h of events: 9 windows, each event in 2
     fairness = [r for r in read_topic(cfg, cfg.kafka.topics.fairness) if r["status"] == "final"]
-    assert len(fairness) == 4 and all(set(r["groups"]) <= {"f", "m", "x"} for r in fairness)
-    assert sum(r["predictions"] for r in fairness) == n_valid
+    assert len(fairness) == 9 and all(set(r["groups"]) <= {"f", "m", "x"} for r in fairness)
+    assert sum(r["predictions"] for r in fairness) == 2 * n_valid
     assert len(read_topic(cfg, cfg.kafka.topics.drift)) == 4

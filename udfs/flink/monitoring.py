@@ -10,17 +10,23 @@ import json
 from pathlib import Path
 
 from pyflink.common import Types
-from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import (
+    KeyedCoProcessFunction,
+    KeyedProcessFunction,
+    OutputTag,
+    RuntimeContext,
+)
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
 from rtml.config import JobConfig
 from udfs.fairness import FairnessWindow
 from udfs.flink.records import to_json_nan_safe
-from udfs.windows import window_label, window_start
+from udfs.windows import window_label, window_start, windows_for
 
 
 class FairnessFunction(KeyedCoProcessFunction):
-    """Group fairness per tumbling event-time window, with late labels joined in state.
+    """Group fairness per event-time window (tumbling, or sliding with ``[monitoring] slide``),
+    with late labels joined in state.
 
     Input 1: scored events; input 2: parsed labels (any order, any delay). Per event the
     operator only *writes* state (the window's prediction counts, the pending prediction by
@@ -33,9 +39,13 @@ class FairnessFunction(KeyedCoProcessFunction):
     Predictions whose label has not come within the time-out count as unlabelled.
     """
 
-    def __init__(self, cfg: JobConfig, favourable: int, model_version: str) -> None:
+    def __init__(
+        self, cfg: JobConfig, favourable: int, model_version: str, alerts: OutputTag
+    ) -> None:
+        self.alerts = alerts
         m = cfg.monitoring
         self.size = m.window_ms
+        self.slide = m.slide_ms
         self.min_count = m.min_group_count
         self.four_fifths = m.four_fifths
         self.timeout = cfg.labels.timeout_ms
@@ -70,16 +80,16 @@ class FairnessFunction(KeyedCoProcessFunction):
 
     def process_element1(self, value, ctx):
         ts = value[self.time_field]
-        ws = window_start(ts, self.size)
-        doc = self._window(ws, ctx)
-        if doc is None:
-            return
         group = str(value.get(self.group_field))
         fav = (1 if value["flagged"] else 0) == self.favourable
-        w = FairnessWindow.restore(doc["c"])
-        w.add_prediction(group, fav)
-        doc["c"] = w.snapshot()
-        self.windows.put(ws, json.dumps(doc))
+        for ws in windows_for(ts, self.size, self.slide):
+            doc = self._window(ws, ctx)
+            if doc is None:
+                continue  # that window was finalized already
+            w = FairnessWindow.restore(doc["c"])
+            w.add_prediction(group, fav)
+            doc["c"] = w.snapshot()
+            self.windows.put(ws, json.dumps(doc))
         self.preds.put(value[self.id_field], json.dumps([ts, group, fav]))
 
     def process_element2(self, value, ctx):
@@ -101,19 +111,18 @@ class FairnessFunction(KeyedCoProcessFunction):
                     )  # its prediction may still come
                 continue
             ts, group, fav_pred = pred
-            ws = window_start(ts, self.size)
-            if ws not in docs:
-                raw = self.windows.get(ws)
-                if raw is None:
-                    self.preds.remove(eid)
-                    continue  # the window was finalized: the label came after the time-out
-                docs[ws] = json.loads(raw)
-            w = FairnessWindow.restore(docs[ws]["c"])
             fav_label = (1 if label == self.positive else 0) == (
                 1 if self.favourable == self.positive else 0
             )
-            w.add_outcome(group, fav_pred, fav_label)
-            docs[ws]["c"] = w.snapshot()
+            for ws in windows_for(ts, self.size, self.slide):
+                if ws not in docs:
+                    raw = self.windows.get(ws)
+                    if raw is None:
+                        continue  # that window was finalized: the label came after the time-out
+                    docs[ws] = json.loads(raw)
+                w = FairnessWindow.restore(docs[ws]["c"])
+                w.add_outcome(group, fav_pred, fav_label)
+                docs[ws]["c"] = w.snapshot()
             self.preds.remove(eid)
         for ws, doc in docs.items():
             self.windows.put(ws, json.dumps(doc))
@@ -144,6 +153,25 @@ class FairnessFunction(KeyedCoProcessFunction):
                     }
                 )
                 yield to_json_nan_safe(report)
+                if report["alerts"] and report["alerts"] != doc.get("alerted"):
+                    doc["alerted"] = report["alerts"]
+                    yield (
+                        self.alerts,
+                        to_json_nan_safe(
+                            {
+                                "type": "fairness",
+                                "window": report["window"],
+                                "window_start": ws,
+                                "alerts": report["alerts"],
+                                "disparate_impact_ratio": report["disparate_impact_ratio"],
+                                "disparate_impact_ci95": report["disparate_impact_ci95"],
+                                "equal_opportunity_ratio": report["equal_opportunity_ratio"],
+                                "equal_opportunity_ci95": report["equal_opportunity_ci95"],
+                                "status": report["status"],
+                                "model_version": self.model_version,
+                            }
+                        ),
+                    )
             doc["emitted_labelled"] = report["labelled"]
             if final:
                 done.append(ws)
@@ -163,7 +191,10 @@ class DriftFunction(KeyedProcessFunction):
     still filling), so they are evaluated and saved but never raise a drift verdict.
     """
 
-    def __init__(self, cfg: JobConfig, registry: str, version: str, workspace: str) -> None:
+    def __init__(
+        self, cfg: JobConfig, registry: str, version: str, workspace: str, alerts: OutputTag
+    ) -> None:
+        self.alerts = alerts
         self.cfg = cfg
         self.registry = registry
         self.version = version
@@ -252,3 +283,18 @@ class DriftFunction(KeyedProcessFunction):
         else:
             summary["status"] = "drift" if summary["dataset_drift"] else "ok"
         yield to_json_nan_safe(summary)
+        if summary["status"] == "drift":
+            yield (
+                self.alerts,
+                to_json_nan_safe(
+                    {
+                        "type": "drift",
+                        "window": summary["window"],
+                        "window_start": ws,
+                        "drift_share": summary["drift_share"],
+                        "drifted_columns": summary["drifted_columns"],
+                        "report_id": summary.get("report_id"),
+                        "model_version": self.model_version,
+                    }
+                ),
+            )
