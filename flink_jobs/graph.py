@@ -152,6 +152,8 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         _to_topic(cfg, late_all, t.late, "late-events")
 
     # -- fairness: late labels joined in state, per window ------------------------------------
+    if not cfg.monitoring.enabled:
+        return
     alerts: list[DataStream] = []
     if s.sensitive_attribute:
         fairness = (

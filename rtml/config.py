@@ -128,6 +128,7 @@ class ModelSettings:
 class MonitoringSettings:
     window_ms: int
     slide_ms: int = 0  # fairness windows start every slide (0 or = window: tumbling)
+    enabled: bool = True  # false: score only (no fairness, drift or alerts operators)
     min_group_count: int = 30
     four_fifths: float = 0.8
     drift_min_rows: int = 100
@@ -355,6 +356,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
     monitoring = MonitoringSettings(
         window_ms=parse_duration(mo.get("window", "1h"), "[monitoring] window"),
         slide_ms=parse_duration(mo.get("slide", mo.get("window", "1h")), "[monitoring] slide"),
+        enabled=bool(mo.get("enabled", True)),
         min_group_count=int(mo.get("min_group_count", 30)),
         four_fifths=float(mo.get("four_fifths", 0.8)),
         drift_min_rows=int(mo.get("drift_min_rows", 100)),

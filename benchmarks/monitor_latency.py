@@ -1,0 +1,154 @@
+"""Scoring latency with the monitors (fairness + Evidently drift) on vs off, side by side.
+
+    .venv/bin/rtml broker start            # a broker on 127.0.0.1:9092
+    .venv/bin/rtml demo                    # or train + export: a registered model
+    .venv/bin/python benchmarks/monitor_latency.py [--rate 100] [--seconds 60]
+
+For each mode the job runs unbounded on the embedded MiniCluster with at-least-once delivery.
+After a warm-up, events are produced at a fixed rate. Their event times span several
+monitoring windows, so Evidently runs during the measurement. Latency per event is the score's
+broker append time minus the event's broker append time (both LogAppendTime on one broker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from deploy import jars
+from deploy.process import child_env
+from rtml import paths
+from rtml.config import load_config
+from rtml.kafka_client import end_offsets, ensure_topics
+from rtml.scenarios.cards import ScenarioOptions, generate
+
+DEMO = paths.DEPLOY_DIR / "configs" / "cards.toml"
+
+
+def config_for(monitors: bool) -> Path:
+    text = DEMO.read_text()
+    text = re.sub(r"^delivery = .*$", 'delivery = "at-least-once"', text, flags=re.M)
+    text = text.replace(
+        "[monitoring]\n", f"[monitoring]\nenabled = {'true' if monitors else 'false'}\n"
+    )
+    f = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    f.write(text)
+    f.close()
+    return Path(f.name)
+
+
+def append_times(cfg, topic: str, key: str) -> dict[str, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or ()]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    out: dict[str, int] = {}
+    for m in c:
+        try:
+            out[json.loads(m.value)[key]] = m.timestamp
+        except (ValueError, KeyError, TypeError):
+            continue
+    c.close()
+    return out
+
+
+def run_mode(bootstrap: str, monitors: bool, rate: float, seconds: float, warm: int) -> dict:
+    from kafka import KafkaProducer
+
+    mode = "monitors-on" if monitors else "monitors-off"
+    prefix = f"bench-{mode}-{int(time.time())}."
+    conf = config_for(monitors)
+    cfg = load_config(conf).with_bootstrap(bootstrap).with_topic_prefix(prefix)
+    ensure_topics(cfg)
+    n = warm + int(rate * seconds)
+    events = generate(ScenarioOptions(seed=9, events=n, days=max(1.5, n / 20_000 * 3))).events
+    cmd = [
+        sys.executable, "-m", "flink_jobs.job", "--config", str(conf), "--registry", str(paths.registry_dir()),
+        "--workspace", str(paths.workspace_dir()), "--bootstrap", bootstrap, "--topic-prefix", prefix,
+        "--jar", jars.connector_jar().resolve().as_uri(),
+    ]  # fmt: skip
+    log = open(paths.home() / "logs" / f"bench-{mode}.log", "w")
+    job = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=paths.REPO_ROOT
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    t = cfg.kafka.topics
+    try:
+        for e in events[:warm]:
+            producer.send(t.events, json.dumps(e).encode())
+        producer.flush()
+        deadline = time.monotonic() + 180
+        while end_offsets(cfg, [t.scores])[t.scores] < warm:
+            if job.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{mode}: the job did not start scoring; see {log.name}")
+            time.sleep(1)
+        print(f"{mode}: warm, producing {n - warm} events at {rate:g}/s", flush=True)
+        start = time.monotonic()
+        for i, e in enumerate(events[warm:]):
+            pause = start + i / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            producer.send(t.events, json.dumps(e).encode())
+        producer.flush()
+        deadline = time.monotonic() + 120
+        while end_offsets(cfg, [t.scores])[t.scores] < n and time.monotonic() < deadline:
+            time.sleep(1)
+    finally:
+        producer.close()
+        job.terminate()
+        job.wait(60)
+    sent = append_times(cfg, t.events, "event_id")
+    scored = append_times(cfg, t.scores, "event_id")
+    measured = {e["event_id"] for e in events[warm:]}
+    lat = sorted(scored[k] - sent[k] for k in measured if k in scored and k in sent)
+    pick = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1)))]  # noqa: E731
+    return {
+        "mode": mode,
+        "events": len(measured),
+        "scored": len(lat),
+        "p50": pick(0.5),
+        "p90": pick(0.9),
+        "p99": pick(0.99),
+        "max": lat[-1],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", default="127.0.0.1:9092")
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--warm", type=int, default=300)
+    a = ap.parse_args()
+    (paths.home() / "logs").mkdir(parents=True, exist_ok=True)
+    rows = [run_mode(a.bootstrap, m, a.rate, a.seconds, a.warm) for m in (False, True)]
+    print(
+        f"\n{'mode':<14} {'events':>7} {'scored':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['mode']:<14} {r['events']:>7} {r['scored']:>7} {r['p50']:>8} {r['p90']:>8} {r['p99']:>8} {r['max']:>8}"
+        )
+    off, on = rows
+    print(
+        f"{'on/off':<14} {'':>7} {'':>7} {on['p50'] / max(off['p50'], 1):>8.2f} {on['p90'] / max(off['p90'], 1):>8.2f} {on['p99'] / max(off['p99'], 1):>8.2f}"
+    )
+    out = paths.home() / "bench-monitor-latency.json"
+    out.write_text(json.dumps({"rate": a.rate, "seconds": a.seconds, "rows": rows}, indent=2))
+    print(f"figures written to {out}")
+
+
+if __name__ == "__main__":
+    main()
