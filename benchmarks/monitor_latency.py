@@ -31,12 +31,12 @@ from rtml.scenarios.cards import ScenarioOptions, generate
 DEMO = paths.DEPLOY_DIR / "configs" / "cards.toml"
 
 
-def config_for(monitors: bool) -> Path:
+def config_for(monitors: bool, bundle_time: str, nice: int) -> Path:
     text = DEMO.read_text()
-    text = re.sub(r"^delivery = .*$", 'delivery = "at-least-once"', text, flags=re.M)
-    text = text.replace(
-        "[monitoring]\n", f"[monitoring]\nenabled = {'true' if monitors else 'false'}\n"
-    )
+    job_lines = f'delivery = "at-least-once"\nbundle_time = "{bundle_time}"'
+    text = re.sub(r"^delivery = .*$", job_lines, text, flags=re.M)
+    monitoring = f"[monitoring]\nenabled = {'true' if monitors else 'false'}\nnice = {nice}\n"
+    text = text.replace("[monitoring]\n", monitoring)
     f = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     f.write(text)
     f.close()
@@ -64,12 +64,20 @@ def append_times(cfg, topic: str, key: str) -> dict[str, int]:
     return out
 
 
-def run_mode(bootstrap: str, monitors: bool, rate: float, seconds: float, warm: int) -> dict:
+def run_mode(
+    bootstrap: str,
+    monitors: bool,
+    rate: float,
+    seconds: float,
+    warm: int,
+    bundle_time: str,
+    nice: int,
+) -> dict:
     from kafka import KafkaProducer
 
     mode = "monitors-on" if monitors else "monitors-off"
     prefix = f"bench-{mode}-{int(time.time())}."
-    conf = config_for(monitors)
+    conf = config_for(monitors, bundle_time, nice)
     cfg = load_config(conf).with_bootstrap(bootstrap).with_topic_prefix(prefix)
     ensure_topics(cfg)
     n = warm + int(rate * seconds)
@@ -131,9 +139,21 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--warm", type=int, default=300)
+    ap.add_argument(
+        "--bundle-time", default="1s", help="python.fn-execution.bundle.time for both runs"
+    )
+    ap.add_argument(
+        "--nice", type=int, default=10, help="[monitoring] nice for the monitors-on run"
+    )
     a = ap.parse_args()
     (paths.home() / "logs").mkdir(parents=True, exist_ok=True)
-    rows = [run_mode(a.bootstrap, m, a.rate, a.seconds, a.warm) for m in (False, True)]
+    rows = [
+        run_mode(a.bootstrap, m, a.rate, a.seconds, a.warm, a.bundle_time, a.nice)
+        for m in (False, True)
+    ]
+    print(
+        f"\nrate {a.rate:g}/s for {a.seconds:g}s, bundle time {a.bundle_time}, monitors' nice {a.nice}"
+    )
     print(
         f"\n{'mode':<14} {'events':>7} {'scored':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     )
@@ -146,7 +166,18 @@ def main() -> None:
         f"{'on/off':<14} {'':>7} {'':>7} {on['p50'] / max(off['p50'], 1):>8.2f} {on['p90'] / max(off['p90'], 1):>8.2f} {on['p99'] / max(off['p99'], 1):>8.2f}"
     )
     out = paths.home() / "bench-monitor-latency.json"
-    out.write_text(json.dumps({"rate": a.rate, "seconds": a.seconds, "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "rate": a.rate,
+                "seconds": a.seconds,
+                "bundle_time": a.bundle_time,
+                "nice": a.nice,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"figures written to {out}")
 
 
