@@ -31,11 +31,11 @@ from rtml.scenarios.cards import ScenarioOptions, generate
 DEMO = paths.DEPLOY_DIR / "configs" / "cards.toml"
 
 
-def config_for(monitors: bool, bundle_time: str, nice: int) -> Path:
+def config_for(monitors: bool, bundle_time: str) -> Path:
     text = DEMO.read_text()
     job_lines = f'delivery = "at-least-once"\nbundle_time = "{bundle_time}"'
     text = re.sub(r"^delivery = .*$", job_lines, text, flags=re.M)
-    monitoring = f"[monitoring]\nenabled = {'true' if monitors else 'false'}\nnice = {nice}\n"
+    monitoring = f"[monitoring]\nenabled = {'true' if monitors else 'false'}\n"
     text = text.replace("[monitoring]\n", monitoring)
     f = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     f.write(text)
@@ -71,13 +71,12 @@ def run_mode(
     seconds: float,
     warm: int,
     bundle_time: str,
-    nice: int,
 ) -> dict:
     from kafka import KafkaProducer
 
     mode = "monitors-on" if monitors else "monitors-off"
     prefix = f"bench-{mode}-{int(time.time())}."
-    conf = config_for(monitors, bundle_time, nice)
+    conf = config_for(monitors, bundle_time)
     cfg = load_config(conf).with_bootstrap(bootstrap).with_topic_prefix(prefix)
     ensure_topics(cfg)
     n = warm + int(rate * seconds)
@@ -142,18 +141,12 @@ def main() -> None:
     ap.add_argument(
         "--bundle-time", default="1s", help="python.fn-execution.bundle.time for both runs"
     )
-    ap.add_argument(
-        "--nice", type=int, default=10, help="[monitoring] nice for the monitors-on run"
-    )
     a = ap.parse_args()
     (paths.home() / "logs").mkdir(parents=True, exist_ok=True)
     rows = [
-        run_mode(a.bootstrap, m, a.rate, a.seconds, a.warm, a.bundle_time, a.nice)
-        for m in (False, True)
+        run_mode(a.bootstrap, m, a.rate, a.seconds, a.warm, a.bundle_time) for m in (False, True)
     ]
-    print(
-        f"\nrate {a.rate:g}/s for {a.seconds:g}s, bundle time {a.bundle_time}, monitors' nice {a.nice}"
-    )
+    print(f"\nrate {a.rate:g}/s for {a.seconds:g}s, bundle time {a.bundle_time}")
     print(
         f"\n{'mode':<14} {'events':>7} {'scored':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     )
@@ -172,7 +165,6 @@ def main() -> None:
                 "rate": a.rate,
                 "seconds": a.seconds,
                 "bundle_time": a.bundle_time,
-                "nice": a.nice,
                 "rows": rows,
             },
             indent=2,

@@ -129,7 +129,6 @@ class MonitoringSettings:
     window_ms: int
     slide_ms: int = 0  # fairness windows start every slide (0 or = window: tumbling)
     enabled: bool = True  # false: score only (no fairness, drift or alerts operators)
-    nice: int = 10  # the monitors' Python worker lowers its CPU priority by this much
     min_group_count: int = 30
     four_fifths: float = 0.8
     drift_min_rows: int = 100
@@ -358,7 +357,6 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         window_ms=parse_duration(mo.get("window", "1h"), "[monitoring] window"),
         slide_ms=parse_duration(mo.get("slide", mo.get("window", "1h")), "[monitoring] slide"),
         enabled=bool(mo.get("enabled", True)),
-        nice=int(mo.get("nice", 10)),
         min_group_count=int(mo.get("min_group_count", 30)),
         four_fifths=float(mo.get("four_fifths", 0.8)),
         drift_min_rows=int(mo.get("drift_min_rows", 100)),

@@ -23,20 +23,6 @@ from udfs.fairness import FairnessWindow
 from udfs.flink.records import to_json_nan_safe
 from udfs.windows import window_label, window_start, windows_for
 
-_reniced = False
-
-
-def yield_cpu(nice: int) -> None:
-    """Lower this Python worker's CPU priority, once. The monitors run in their own slot, so
-    their own worker process: on a machine with few cores, scoring then wins the CPU while
-    Evidently works on a window. Measured with benchmarks/monitor_latency.py."""
-    global _reniced
-    if nice > 0 and not _reniced:
-        import os
-
-        os.nice(nice)
-        _reniced = True
-
 
 class FairnessFunction(KeyedCoProcessFunction):
     """Group fairness per event-time window (tumbling, or sliding with ``[monitoring] slide``),
@@ -70,10 +56,8 @@ class FairnessFunction(KeyedCoProcessFunction):
         self.positive = cfg.labels.positive
         self.favourable = favourable
         self.model_version = model_version
-        self.nice = m.nice
 
     def open(self, runtime_context: RuntimeContext):
-        yield_cpu(self.nice)
         self.windows = runtime_context.get_map_state(
             MapStateDescriptor("fairness-windows", Types.LONG(), Types.STRING())
         )
@@ -228,7 +212,6 @@ class DriftFunction(KeyedProcessFunction):
         from models.registry import Registry
         from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
 
-        yield_cpu(self.cfg.monitoring.nice)
         self.rows = runtime_context.get_map_state(
             MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING())
         )
