@@ -35,8 +35,9 @@ from udfs.scoring import OnnxScorer
 
 RECORD = Types.PICKLED_BYTE_ARRAY()  # in-cluster records between Python operators
 IDLE_SOURCE_TIMEOUT_S = 30
-# Monitors get their own slot, hence their own Python worker: Evidently's seconds per window
-# then run beside scoring instead of stalling it.
+# Monitors get their own slot, hence their own Python worker (Evidently's imports and memory
+# stay out of the scoring worker). They still slow scoring down through the shared stream and
+# CPU: measured in benchmarks/monitor_latency.py, see README "Limits".
 MONITORING_SLOTS = "monitoring"
 
 

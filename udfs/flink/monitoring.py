@@ -1,7 +1,8 @@
 """Monitoring operators: fairness per window with late labels, drift per window (Evidently).
 
 They sit on their own branch after scoring, in their own slot (and so their own Python
-worker process), so their cost never delays a score.
+worker process). That keeps Evidently out of the scoring worker, but it does not keep the
+monitors from slowing scoring down (README "Limits").
 """
 
 from __future__ import annotations
