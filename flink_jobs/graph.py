@@ -16,6 +16,7 @@ Every stateful operator has a stable uid (savepoints map state by uid) and a nam
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from pyflink.common import Duration, Types, WatermarkStrategy
@@ -28,10 +29,11 @@ from models.registry import Registry
 from rtml.config import JobConfig
 from udfs.flink.features import EntityFeaturesFunction
 from udfs.flink.monitoring import DriftFunction, FairnessFunction
-from udfs.flink.parse import ParseEvents, ParseLabels
+from udfs.flink.parse import ParseRecords
 from udfs.flink.records import ConstantKey, FieldKey, FieldTimestamp
 from udfs.flink.scoring import ScoreFunction
 from udfs.scoring import OnnxScorer
+from udfs.validation import parse_event, parse_label
 
 RECORD = Types.PICKLED_BYTE_ARRAY()  # in-cluster records between Python operators
 IDLE_SOURCE_TIMEOUT_S = 30
@@ -79,7 +81,10 @@ def parse_events(raw: DataStream, cfg: JobConfig, bounded: bool) -> tuple[DataSt
     """Parse and validate, then assign event time; returns (events, dead letters)."""
     s = cfg.schema
     parsed = (
-        raw.process(ParseEvents(s, DEAD_LETTERS, cfg.kafka.topics.events), output_type=RECORD)
+        raw.process(
+            ParseRecords(partial(parse_event, schema=s), DEAD_LETTERS, cfg.kafka.topics.events),
+            output_type=RECORD,
+        )
         .uid("parse-events")
         .name("parse and validate events")
     )
@@ -134,7 +139,8 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
     ).uid("source-labels")
     labels_parsed = (
         labels_raw.process(
-            ParseLabels(cfg.labels, LABEL_DEAD_LETTERS, t.labels), output_type=RECORD
+            ParseRecords(partial(parse_label, labels=cfg.labels), LABEL_DEAD_LETTERS, t.labels),
+            output_type=RECORD,
         )
         .uid("parse-labels")
         .name("parse labels")
