@@ -1,10 +1,12 @@
-"""Scoring latency with the monitors (fairness + Evidently drift) on vs off, side by side.
+"""Scoring latency with and without the monitors (fairness + Evidently drift), side by side:
+scoring alone, scoring and monitoring in one job, and as two jobs (monitors reading the scores
+topic).
 
     .venv/bin/rtml broker start            # a broker on 127.0.0.1:9092
     .venv/bin/rtml demo                    # or train + export: a registered model
     .venv/bin/python benchmarks/monitor_latency.py [--rate 100] [--seconds 60]
 
-For each mode the job runs unbounded on the embedded MiniCluster with at-least-once delivery.
+For each mode the job(s) run unbounded on embedded MiniClusters with at-least-once delivery.
 After a warm-up, events are produced at a fixed rate. Their event times span several
 monitoring windows, so Evidently runs during the measurement. Latency per event is the score's
 broker append time minus the event's broker append time (both LogAppendTime on one broker).
@@ -31,12 +33,10 @@ from rtml.scenarios.cards import ScenarioOptions, generate
 DEMO = paths.DEPLOY_DIR / "configs" / "cards.toml"
 
 
-def config_for(monitors: bool, bundle_time: str) -> Path:
+def config_for(bundle_time: str) -> Path:
     text = DEMO.read_text()
     job_lines = f'delivery = "at-least-once"\nbundle_time = "{bundle_time}"'
     text = re.sub(r"^delivery = .*$", job_lines, text, flags=re.M)
-    monitoring = f"[monitoring]\nenabled = {'true' if monitors else 'false'}\n"
-    text = text.replace("[monitoring]\n", monitoring)
     f = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     f.write(text)
     f.close()
@@ -66,7 +66,8 @@ def append_times(cfg, topic: str, key: str) -> dict[str, int]:
 
 def run_mode(
     bootstrap: str,
-    monitors: bool,
+    mode: str,
+    parts: list[str],
     rate: float,
     seconds: float,
     warm: int,
@@ -74,9 +75,8 @@ def run_mode(
 ) -> dict:
     from kafka import KafkaProducer
 
-    mode = "monitors-on" if monitors else "monitors-off"
     prefix = f"bench-{mode}-{int(time.time())}."
-    conf = config_for(monitors, bundle_time)
+    conf = config_for(bundle_time)
     cfg = load_config(conf).with_bootstrap(bootstrap).with_topic_prefix(prefix)
     ensure_topics(cfg)
     n = warm + int(rate * seconds)
@@ -87,9 +87,16 @@ def run_mode(
         "--jar", jars.connector_jar().resolve().as_uri(),
     ]  # fmt: skip
     log = open(paths.home() / "logs" / f"bench-{mode}.log", "w")
-    job = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=paths.REPO_ROOT
-    )
+    jobs = [
+        subprocess.Popen(
+            [*cmd, "--part", part],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=paths.REPO_ROOT,
+        )
+        for part in parts
+    ]
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     t = cfg.kafka.topics
     try:
@@ -98,7 +105,7 @@ def run_mode(
         producer.flush()
         deadline = time.monotonic() + 180
         while end_offsets(cfg, [t.scores])[t.scores] < warm:
-            if job.poll() is not None or time.monotonic() > deadline:
+            if any(j.poll() is not None for j in jobs) or time.monotonic() > deadline:
                 raise SystemExit(f"{mode}: the job did not start scoring; see {log.name}")
             time.sleep(1)
         print(f"{mode}: warm, producing {n - warm} events at {rate:g}/s", flush=True)
@@ -114,8 +121,10 @@ def run_mode(
             time.sleep(1)
     finally:
         producer.close()
-        job.terminate()
-        job.wait(60)
+        for j in jobs:
+            j.terminate()
+        for j in jobs:
+            j.wait(60)
     sent = append_times(cfg, t.events, "event_id")
     scored = append_times(cfg, t.scores, "event_id")
     measured = {e["event_id"] for e in events[warm:]}
@@ -139,25 +148,24 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--warm", type=int, default=300)
     ap.add_argument(
-        "--bundle-time", default="1s", help="python.fn-execution.bundle.time for both runs"
+        "--bundle-time", default="1s", help="python.fn-execution.bundle.time for every run"
     )
     a = ap.parse_args()
     (paths.home() / "logs").mkdir(parents=True, exist_ok=True)
+    modes = {"scoring-only": ["scoring"], "one-job": ["all"], "two-jobs": ["scoring", "monitoring"]}
     rows = [
-        run_mode(a.bootstrap, m, a.rate, a.seconds, a.warm, a.bundle_time) for m in (False, True)
+        run_mode(a.bootstrap, name, parts, a.rate, a.seconds, a.warm, a.bundle_time)
+        for name, parts in modes.items()
     ]
     print(f"\nrate {a.rate:g}/s for {a.seconds:g}s, bundle time {a.bundle_time}")
     print(
-        f"\n{'mode':<14} {'events':>7} {'scored':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f"\n{'mode':<14} {'events':>7} {'scored':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 vs scoring-only':>20}"
     )
+    base = rows[0]
     for r in rows:
         print(
-            f"{r['mode']:<14} {r['events']:>7} {r['scored']:>7} {r['p50']:>8} {r['p90']:>8} {r['p99']:>8} {r['max']:>8}"
+            f"{r['mode']:<14} {r['events']:>7} {r['scored']:>7} {r['p50']:>8} {r['p90']:>8} {r['p99']:>8} {r['max']:>8} {r['p50'] / max(base['p50'], 1):>20.2f}"
         )
-    off, on = rows
-    print(
-        f"{'on/off':<14} {'':>7} {'':>7} {on['p50'] / max(off['p50'], 1):>8.2f} {on['p90'] / max(off['p90'], 1):>8.2f} {on['p99'] / max(off['p99'], 1):>8.2f}"
-    )
     out = paths.home() / "bench-monitor-latency.json"
     out.write_text(
         json.dumps(

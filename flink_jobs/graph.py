@@ -16,6 +16,7 @@ Every stateful operator has a stable uid (savepoints map state by uid) and a nam
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from udfs.flink.parse import ParseRecords
 from udfs.flink.records import ConstantKey, FieldKey, FieldTimestamp
 from udfs.flink.scoring import ScoreFunction
 from udfs.scoring import OnnxScorer
-from udfs.validation import parse_event, parse_label
+from udfs.validation import parse_event, parse_label, parse_score
 
 RECORD = Types.PICKLED_BYTE_ARRAY()  # in-cluster records between Python operators
 IDLE_SOURCE_TIMEOUT_S = 30
@@ -50,10 +51,13 @@ def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStra
     return ws if bounded else ws.with_idleness(Duration.of_seconds(IDLE_SOURCE_TIMEOUT_S))
 
 
-def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str) -> None:
+def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str, part: str) -> None:
     """Sink a stream of JSON strings, produced directly by the Python function upstream (a side
     output or its main output: no extra Python map operator in front of a sink)."""
-    stream.sink_to(kafka_io.sink(cfg, topic)).uid(f"sink-{uid}").name(f"{uid} -> {topic}")
+    owner = cfg.job.name if part == "all" else f"{cfg.job.name}-{part}"
+    stream.sink_to(kafka_io.sink(cfg, topic, f"{owner}-{uid}-{topic}")).uid(f"sink-{uid}").name(
+        f"{uid} -> {topic}"
+    )
 
 
 def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, list[DataStream]]:
@@ -106,22 +110,32 @@ def check_model(cfg: JobConfig, opts: RunOptions) -> int:
 
 
 def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
-    favourable = check_model(cfg, opts)
-    s = cfg.schema
-    t = cfg.kafka.topics
+    """The job's graph: ``opts.part`` is "all" (one job), "scoring" or "monitoring".
 
-    # -- events: parse, validate, event time -----------------------------------------------
+    Run as two jobs, the monitors read the scores topic and can never slow scoring down (in
+    one job they share its stream and CPU: measured in benchmarks/monitor_latency.py)."""
+    favourable = check_model(cfg, opts)
+    scored = None
+    if opts.part in ("all", "scoring"):
+        scored = _scoring(env, cfg, opts)
+    if opts.part in ("all", "monitoring") and cfg.monitoring.enabled:
+        if scored is None:
+            cfg = replace(
+                cfg, kafka=replace(cfg.kafka, group_id=cfg.kafka.group_id + "-monitoring")
+            )
+            scored = _scores_from_topic(env, cfg, opts)
+        _monitoring(env, cfg, opts, scored, favourable)
+
+
+def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> DataStream:
+    t = cfg.kafka.topics
     raw = env.from_source(
         kafka_io.source(cfg, t.events, opts.bounded),
         WatermarkStrategy.no_watermarks(),
         "events source",
     ).uid("source-events")
     stream, event_dead_letters = parse_events(raw, cfg, opts.bounded)
-
-    # -- per-entity features in keyed state ---------------------------------------------------
     stream, late = add_features(stream, cfg)
-
-    # -- scoring ------------------------------------------------------------------------------
     scored = (
         stream.process(
             ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON), output_type=RECORD
@@ -129,9 +143,52 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         .uid("score")
         .name("score (ONNX Runtime)")
     )
-    _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores")
+    _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores", opts.part)
+    _to_topic(cfg, event_dead_letters, t.dead_letter, "dead-letters", opts.part)
+    if late:
+        late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
+        _to_topic(cfg, late_all, t.late, "late-events", opts.part)
+    return scored
 
-    # -- labels ---------------------------------------------------------------------------------
+
+def _scores_from_topic(
+    env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions
+) -> DataStream:
+    t = cfg.kafka.topics
+    raw = env.from_source(
+        kafka_io.source(cfg, t.scores, opts.bounded),
+        WatermarkStrategy.no_watermarks(),
+        "scores source",
+    ).uid("source-scores")
+    parsed = (
+        raw.process(
+            ParseRecords(partial(parse_score, schema=cfg.schema), DEAD_LETTERS, t.scores),
+            output_type=RECORD,
+        )
+        .uid("parse-scores")
+        .name("parse scores")
+    )
+    _to_topic(
+        cfg, parsed.get_side_output(DEAD_LETTERS), t.dead_letter, "score-dead-letters", opts.part
+    )
+    return (
+        parsed.assign_timestamps_and_watermarks(
+            _watermarks(cfg, cfg.schema.event_time, opts.bounded)
+        )
+        .uid("score-time")
+        .name("score event time")
+    )
+
+
+def _monitoring(
+    env: StreamExecutionEnvironment,
+    cfg: JobConfig,
+    opts: RunOptions,
+    scored: DataStream,
+    favourable: int,
+) -> None:
+    s = cfg.schema
+    t = cfg.kafka.topics
     labels_raw = env.from_source(
         kafka_io.source(cfg, t.labels, opts.bounded),
         WatermarkStrategy.no_watermarks(),
@@ -150,17 +207,14 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         .uid("label-time")
         .name("label time")
     )
+    _to_topic(
+        cfg,
+        labels_parsed.get_side_output(LABEL_DEAD_LETTERS),
+        t.dead_letter,
+        "label-dead-letters",
+        opts.part,
+    )
 
-    # -- dead letters and late events -------------------------------------------------------------
-    dead = event_dead_letters.union(labels_parsed.get_side_output(LABEL_DEAD_LETTERS))
-    _to_topic(cfg, dead, t.dead_letter, "dead-letters")
-    if late:
-        late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
-        _to_topic(cfg, late_all, t.late, "late-events")
-
-    # -- fairness: late labels joined in state, per window ------------------------------------
-    if not cfg.monitoring.enabled:
-        return
     alerts: list[DataStream] = []
     if s.sensitive_attribute:
         fairness = (
@@ -174,10 +228,9 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
             .name("fairness per window (late labels joined)")
             .slot_sharing_group(MONITORING_SLOTS)
         )
-        _to_topic(cfg, fairness, t.fairness, "fairness")
+        _to_topic(cfg, fairness, t.fairness, "fairness", opts.part)
         alerts.append(fairness.get_side_output(ALERTS))
 
-    # -- drift (Evidently), off the scoring path -------------------------------------------------
     drift = (
         scored.key_by(ConstantKey(), key_type=Types.STRING())
         .process(
@@ -188,8 +241,12 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
         .name("drift per window (Evidently)")
         .slot_sharing_group(MONITORING_SLOTS)
     )
-    _to_topic(cfg, drift, t.drift, "drift")
+    _to_topic(cfg, drift, t.drift, "drift", opts.part)
     alerts.append(drift.get_side_output(ALERTS))
     _to_topic(
-        cfg, alerts[0].union(*alerts[1:]) if len(alerts) > 1 else alerts[0], t.alerts, "alerts"
+        cfg,
+        alerts[0].union(*alerts[1:]) if len(alerts) > 1 else alerts[0],
+        t.alerts,
+        "alerts",
+        opts.part,
     )

@@ -32,6 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-dir", default=None)
     p.add_argument("--parallelism", type=int, default=None)
     p.add_argument("--detached", action="store_true", help="submit and return instead of waiting")
+    p.add_argument(
+        "--part",
+        choices=["all", "scoring", "monitoring"],
+        default="all",
+        help="run scoring and monitoring in one job, or one of them",
+    )
     return p.parse_args(argv)
 
 
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             bounded=a.bounded,
             jars=tuple(a.jar),
             checkpoint_dir=a.checkpoint_dir,
+            part=a.part,
         )
         env = create_env(cfg, opts)
         build(env, cfg, opts)
@@ -71,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if a.detached:
-            client = env.execute_async(cfg.job.name)
+            client = env.execute_async(f"{cfg.job.name} ({a.part})")
             print(f"rtml: submitted job id {client.get_job_id()}", flush=True)
         else:
-            env.execute(cfg.job.name)
+            env.execute(f"{cfg.job.name} ({a.part})")
     except RtmlError as e:
         print(f"rtml: error: {e}", file=sys.stderr)
         return e.exit_code

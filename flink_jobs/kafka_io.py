@@ -35,7 +35,9 @@ def source(cfg: JobConfig, topic: str, bounded: bool) -> KafkaSource:
     return b.build()
 
 
-def sink(cfg: JobConfig, topic: str) -> KafkaSink:
+def sink(cfg: JobConfig, topic: str, transactional_id_prefix: str) -> KafkaSink:
+    """``transactional_id_prefix`` must be unique per sink across every job writing to the
+    cluster (sinks sharing one fence each other's transactions)."""
     exactly_once = cfg.job.delivery == "exactly-once"
     b = (
         KafkaSink.builder()
@@ -51,7 +53,7 @@ def sink(cfg: JobConfig, topic: str) -> KafkaSink:
         )
     )
     if exactly_once:
-        b = b.set_transactional_id_prefix(f"{cfg.job.name}-{topic}").set_property(
+        b = b.set_transactional_id_prefix(transactional_id_prefix).set_property(
             "transaction.timeout.ms", str(cfg.job.transaction_timeout_ms)
         )
     for k, v in cfg.kafka.properties:

@@ -13,6 +13,7 @@ class RunOptions:
     bounded: bool = False  # stop at the topics' end offsets as of job start
     jars: tuple[str, ...] = ()  # file:// URLs of connector jars (embedded runs)
     checkpoint_dir: str | None = None  # file:// URL; None = in memory (embedded only)
+    part: str = "all"  # "all" (one job), "scoring" or "monitoring" (two jobs)
 
     def to_args(self) -> list[str]:
         args = [
@@ -27,4 +28,4 @@ class RunOptions:
             args.append("--bounded")
         if self.checkpoint_dir:
             args += ["--checkpoint-dir", self.checkpoint_dir]
-        return args
+        return args + ["--part", self.part]

@@ -235,3 +235,30 @@ def dead_letter(raw: str | bytes, err: RecordError, source: str) -> dict[str, An
         "raw": text[:4096],
         "raw_truncated": len(text) > 4096,
     }
+
+
+def parse_score(raw: str | bytes, schema: EventSchema) -> dict[str, Any]:
+    """A record of the scores topic, for the monitoring job (the scoring job's own output)."""
+    doc = _loads(raw)
+    rid = _record_id(doc, schema.event_id) or "<no event id>"
+    if not isinstance(doc, dict):
+        raise RecordError(
+            "not_an_object",
+            f"score {rid}: top level is not a JSON object -> read the scores topic of an rtml job",
+        )
+    for name, kinds in (
+        (schema.event_time, (int,)),
+        ("score", (int, float)),
+        ("flagged", (int,)),
+        ("model_version", (str,)),
+        ("inputs", (dict,)),
+    ):
+        v = doc.get(name)
+        if isinstance(v, bool) or not isinstance(v, kinds):
+            raise RecordError(
+                "bad_score",
+                f"score {rid}: field '{name}' is missing or {type(v).__name__} -> point the monitoring job at an rtml scores topic",
+                field=name,
+                record_id=rid,
+            )
+    return doc

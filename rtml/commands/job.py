@@ -31,6 +31,7 @@ class JobTarget:
     model_version: str = "current"
     parallelism: int | None = None
     checkpoint_dir: str | None = None
+    part: str = "all"  # "all", "scoring" or "monitoring"
 
     def args(self) -> list[str]:
         a = [
@@ -53,7 +54,7 @@ class JobTarget:
             a += ["--parallelism", str(self.parallelism)]
         if self.checkpoint_dir:
             a += ["--checkpoint-dir", self.checkpoint_dir]
-        return a
+        return a + ["--part", self.part]
 
 
 def _log_path(kind: str) -> Path:

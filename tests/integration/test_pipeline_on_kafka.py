@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,12 @@ def run(cfg, broker, model):
         seed=7, events=6000, days=2.0, drift_at_h=36.0, drift_size=1.5, bias=0.25, bad_fraction=0.02
     )
     produced = produce_scenario(c, opts)
-    run_embedded(
-        c,
-        JobTarget(Path(DEMO_CONFIG), bootstrap=broker.bootstrap, topic_prefix="it1.", bounded=True),
+    # the demo's way: scoring and monitoring as two jobs, the monitors reading the scores topic
+    target = JobTarget(
+        Path(DEMO_CONFIG), bootstrap=broker.bootstrap, topic_prefix="it1.", bounded=True
     )
+    run_embedded(c, replace(target, part="scoring"))
+    run_embedded(c, replace(target, part="monitoring"))
     t = c.kafka.topics
     return {
         "cfg": c,
