@@ -26,6 +26,7 @@ from pathlib import Path
 from deploy import jars
 from deploy.process import child_env
 from rtml import paths
+from rtml.commands.job import MONITORING_NICE
 from rtml.config import load_config
 from rtml.kafka_client import end_offsets, ensure_topics
 from rtml.scenarios.cards import ScenarioOptions, generate
@@ -89,7 +90,8 @@ def run_mode(
     log = open(paths.home() / "logs" / f"bench-{mode}.log", "w")
     jobs = [
         subprocess.Popen(
-            [*cmd, "--part", part],
+            (["nice", "-n", str(MONITORING_NICE)] if part == "monitoring" else [])
+            + [*cmd, "--part", part],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=child_env(),

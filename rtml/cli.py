@@ -131,6 +131,12 @@ def parser() -> argparse.ArgumentParser:
             action="store_true",
             help="stop once the topics' current contents are consumed",
         )
+        p.add_argument(
+            "--part",
+            choices=["all", "scoring", "monitoring"],
+            default="all",
+            help="one job, or scoring / monitoring alone (run both: the monitors then read the scores topic and never slow scoring)",
+        )
         p.add_argument("--model-version", default="current")
         p.add_argument("--parallelism", type=int, default=None)
         if name == "submit":
@@ -231,7 +237,13 @@ def dispatch(a: argparse.Namespace) -> int:
 
         cfg = _load(a)
         target = JobTarget(
-            a.config, a.bootstrap, a.topic_prefix, a.bounded, a.model_version, a.parallelism
+            a.config,
+            a.bootstrap,
+            a.topic_prefix,
+            a.bounded,
+            a.model_version,
+            a.parallelism,
+            part=a.part,
         )
         if a.cmd == "run":
             run_embedded(cfg, target)

@@ -19,6 +19,8 @@ from rtml.console import say, step
 from rtml.errors import JobError, ServiceError
 from rtml.kafka_client import end_offsets, ensure_topics
 
+MONITORING_NICE = 10
+
 
 @dataclass(frozen=True)
 class JobTarget:
@@ -81,6 +83,9 @@ def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None 
     ensure_topics(cfg)
     log = _log_path("job")
     cmd = [sys.executable, "-m", "flink_jobs.job", *target.args(), "--jar", conn.resolve().as_uri()]
+    if target.part == "monitoring":
+        # the monitoring job (JVM and Python workers) yields the CPU to scoring on a shared machine
+        cmd = ["nice", "-n", str(MONITORING_NICE), *cmd]
     step(
         f"running job {cfg.job.name!r} on the embedded Flink MiniCluster{' until the input is consumed' if target.bounded else ''} (log {log})"
     )
