@@ -16,12 +16,13 @@ Every stateful operator has a stable uid (savepoints map state by uid) and a nam
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from pyflink.common import Duration, Types, WatermarkStrategy
-from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 
 from flink_jobs import kafka_io
 from flink_jobs.options import RunOptions
@@ -81,23 +82,52 @@ def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, list[D
     return stream, late
 
 
-def parse_events(raw: DataStream, cfg: JobConfig, bounded: bool) -> tuple[DataStream, DataStream]:
-    """Parse and validate, then assign event time; returns (events, dead letters)."""
-    s = cfg.schema
+@dataclass(frozen=True)
+class Ingest:
+    """How one input topic is read: its parser, dead-letter tag, time field and operator names."""
+
+    parse: Callable[[str], dict]
+    dead_letters: OutputTag
+    time_field: str
+    name: str  # "events" -> uids source-events, parse-events
+    time_uid: str  # "event-time"
+
+
+def _source(
+    env: StreamExecutionEnvironment, cfg: JobConfig, topic: str, bounded: bool, name: str
+) -> DataStream:
+    return env.from_source(
+        kafka_io.source(cfg, topic, bounded), WatermarkStrategy.no_watermarks(), f"{name} source"
+    ).uid(f"source-{name}")
+
+
+def _parse_and_time(
+    raw: DataStream, cfg: JobConfig, topic: str, ingest: Ingest, bounded: bool
+) -> tuple[DataStream, DataStream]:
+    """Parse and validate, then assign event time; returns (records, dead letters)."""
     parsed = (
-        raw.process(
-            ParseRecords(partial(parse_event, schema=s), DEAD_LETTERS, cfg.kafka.topics.events),
-            output_type=RECORD,
-        )
-        .uid("parse-events")
-        .name("parse and validate events")
+        raw.process(ParseRecords(ingest.parse, ingest.dead_letters, topic), output_type=RECORD)
+        .uid(f"parse-{ingest.name}")
+        .name(f"parse and validate {ingest.name}")
     )
-    events = (
-        parsed.assign_timestamps_and_watermarks(_watermarks(cfg, s.event_time, bounded))
-        .uid("event-time")
-        .name("event time")
+    timed = (
+        parsed.assign_timestamps_and_watermarks(_watermarks(cfg, ingest.time_field, bounded))
+        .uid(ingest.time_uid)
+        .name(ingest.time_uid.replace("-", " "))
     )
-    return events, parsed.get_side_output(DEAD_LETTERS)
+    return timed, parsed.get_side_output(ingest.dead_letters)
+
+
+def parse_events(raw: DataStream, cfg: JobConfig, bounded: bool) -> tuple[DataStream, DataStream]:
+    """Parse and validate events, then assign event time; returns (events, dead letters)."""
+    ingest = Ingest(
+        partial(parse_event, schema=cfg.schema),
+        DEAD_LETTERS,
+        cfg.schema.event_time,
+        "events",
+        "event-time",
+    )
+    return _parse_and_time(raw, cfg, cfg.kafka.topics.events, ingest, bounded)
 
 
 def check_model(cfg: JobConfig, opts: RunOptions) -> int:
@@ -129,11 +159,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
 
 def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> DataStream:
     t = cfg.kafka.topics
-    raw = env.from_source(
-        kafka_io.source(cfg, t.events, opts.bounded),
-        WatermarkStrategy.no_watermarks(),
-        "events source",
-    ).uid("source-events")
+    raw = _source(env, cfg, t.events, opts.bounded, "events")
     stream, event_dead_letters = parse_events(raw, cfg, opts.bounded)
     stream, late = add_features(stream, cfg)
     scored = (
@@ -155,29 +181,18 @@ def _scores_from_topic(
     env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions
 ) -> DataStream:
     t = cfg.kafka.topics
-    raw = env.from_source(
-        kafka_io.source(cfg, t.scores, opts.bounded),
-        WatermarkStrategy.no_watermarks(),
-        "scores source",
-    ).uid("source-scores")
-    parsed = (
-        raw.process(
-            ParseRecords(partial(parse_score, schema=cfg.schema), DEAD_LETTERS, t.scores),
-            output_type=RECORD,
-        )
-        .uid("parse-scores")
-        .name("parse scores")
+    ingest = Ingest(
+        partial(parse_score, schema=cfg.schema),
+        DEAD_LETTERS,
+        cfg.schema.event_time,
+        "scores",
+        "score-time",
     )
-    _to_topic(
-        cfg, parsed.get_side_output(DEAD_LETTERS), t.dead_letter, "score-dead-letters", opts.part
+    scored, dead = _parse_and_time(
+        _source(env, cfg, t.scores, opts.bounded, "scores"), cfg, t.scores, ingest, opts.bounded
     )
-    return (
-        parsed.assign_timestamps_and_watermarks(
-            _watermarks(cfg, cfg.schema.event_time, opts.bounded)
-        )
-        .uid("score-time")
-        .name("score event time")
-    )
+    _to_topic(cfg, dead, t.dead_letter, "score-dead-letters", opts.part)
+    return scored
 
 
 def _monitoring(
@@ -189,31 +204,17 @@ def _monitoring(
 ) -> None:
     s = cfg.schema
     t = cfg.kafka.topics
-    labels_raw = env.from_source(
-        kafka_io.source(cfg, t.labels, opts.bounded),
-        WatermarkStrategy.no_watermarks(),
-        "labels source",
-    ).uid("source-labels")
-    labels_parsed = (
-        labels_raw.process(
-            ParseRecords(partial(parse_label, labels=cfg.labels), LABEL_DEAD_LETTERS, t.labels),
-            output_type=RECORD,
-        )
-        .uid("parse-labels")
-        .name("parse labels")
+    ingest = Ingest(
+        partial(parse_label, labels=cfg.labels),
+        LABEL_DEAD_LETTERS,
+        "label_time",
+        "labels",
+        "label-time",
     )
-    labels = (
-        labels_parsed.assign_timestamps_and_watermarks(_watermarks(cfg, "label_time", opts.bounded))
-        .uid("label-time")
-        .name("label time")
+    labels, dead = _parse_and_time(
+        _source(env, cfg, t.labels, opts.bounded, "labels"), cfg, t.labels, ingest, opts.bounded
     )
-    _to_topic(
-        cfg,
-        labels_parsed.get_side_output(LABEL_DEAD_LETTERS),
-        t.dead_letter,
-        "label-dead-letters",
-        opts.part,
-    )
+    _to_topic(cfg, dead, t.dead_letter, "label-dead-letters", opts.part)
 
     alerts: list[DataStream] = []
     if s.sensitive_attribute:
