@@ -7,7 +7,6 @@ and pid file live under ``$RTML_HOME/kafka/<port>/``.
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -163,8 +162,3 @@ class Broker:
         terminate(pid)
         self.pid_file.unlink(missing_ok=True)
         return f"Kafka broker on {self.bootstrap} stopped"
-
-
-def environment_broker() -> Broker:
-    """The broker tests and the demo use: $RTML_KAFKA_PORT or the default."""
-    return Broker(port=int(os.environ.get("RTML_KAFKA_PORT", DEFAULT_PORT)))

@@ -67,10 +67,6 @@ class EventSchema:
                 return f
         raise KeyError(name)
 
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
-
 
 @dataclass(frozen=True)
 class Topics:

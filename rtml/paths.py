@@ -36,7 +36,3 @@ def workspace_dir() -> Path:
 
 def artifacts_dir() -> Path:
     return home() / "artifacts"
-
-
-def data_dir() -> Path:
-    return home() / "data"

@@ -53,6 +53,23 @@ def _record_id(doc: Any, id_field: str) -> str | None:
     return None
 
 
+NO_ID = "<no event id>"
+
+
+def _json_object(
+    raw: str | bytes, id_field: str, what: str, fix: str
+) -> tuple[dict[str, Any], str]:
+    """Decode one record that must be a JSON object; returns it and its id (or ``NO_ID``)."""
+    doc = _loads(raw)
+    rid = _record_id(doc, id_field) or NO_ID
+    if not isinstance(doc, dict):
+        raise RecordError(
+            "not_an_object",
+            f"{what} {rid}: top level is a JSON {type(doc).__name__}, not an object -> {fix}",
+        )
+    return doc, rid
+
+
 def parse_timestamp(value: Any) -> int:
     """Epoch milliseconds (int/float) or ISO-8601 with a zone -> int epoch ms."""
     if isinstance(value, bool):
@@ -161,14 +178,7 @@ def _check_field(f: FieldSpec, v: Any, rid: str, now_ms: int, schema: EventSchem
 
 
 def parse_event(raw: str | bytes, schema: EventSchema, now_ms: int | None = None) -> dict[str, Any]:
-    doc = _loads(raw)
-    rid = _record_id(doc, schema.event_id) or "<no event id>"
-    if not isinstance(doc, dict):
-        raise RecordError(
-            "not_an_object",
-            f"record {rid}: top level is a JSON {type(doc).__name__}, not an object -> send one JSON object per message",
-            record_id=None,
-        )
+    doc, rid = _json_object(raw, schema.event_id, "record", "send one JSON object per message")
     now = int(time.time() * 1000) if now_ms is None else now_ms
     out: dict[str, Any] = {}
     for f in schema.fields:
@@ -188,14 +198,8 @@ def parse_event(raw: str | bytes, schema: EventSchema, now_ms: int | None = None
 
 
 def parse_label(raw: str | bytes, labels: LabelSettings) -> dict[str, Any]:
-    doc = _loads(raw)
-    rid = _record_id(doc, labels.event_id) or "<no event id>"
-    if not isinstance(doc, dict):
-        raise RecordError(
-            "not_an_object",
-            f"label {rid}: top level is not a JSON object -> send one JSON object per label",
-        )
-    if rid == "<no event id>":
+    doc, rid = _json_object(raw, labels.event_id, "label", "send one JSON object per label")
+    if rid == NO_ID:
         raise RecordError(
             "missing_field",
             f"label without a valid '{labels.event_id}' -> include the scored event's id",
@@ -239,13 +243,7 @@ def dead_letter(raw: str | bytes, err: RecordError, source: str) -> dict[str, An
 
 def parse_score(raw: str | bytes, schema: EventSchema) -> dict[str, Any]:
     """A record of the scores topic, for the monitoring job (the scoring job's own output)."""
-    doc = _loads(raw)
-    rid = _record_id(doc, schema.event_id) or "<no event id>"
-    if not isinstance(doc, dict):
-        raise RecordError(
-            "not_an_object",
-            f"score {rid}: top level is not a JSON object -> read the scores topic of an rtml job",
-        )
+    doc, rid = _json_object(raw, schema.event_id, "score", "read the scores topic of an rtml job")
     for name, kinds in (
         (schema.event_time, (int,)),
         ("score", (int, float)),
