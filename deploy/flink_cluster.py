@@ -7,16 +7,15 @@ TaskManagers run Python UDFs with the project's virtual environment.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import prereqs
+from deploy.flink_rest import FlinkRest
 from deploy.process import child_env, port_free, port_open, wait_for
 from rtml import paths
 from rtml.errors import ServiceError, SetupError
@@ -40,6 +39,9 @@ class Cluster:
     rest_port: int = 8081
     rpc_port: int = 6123
     slots: int = 2
+    # Flink's Prometheus reporter binds to every interface (it has no host option), so it is
+    # off unless asked for; each JobManager/TaskManager takes a port from this range
+    prometheus_ports: str | None = None
 
     @property
     def address(self) -> str:
@@ -71,6 +73,12 @@ class Cluster:
             python=sys.executable,
             state_dir=self.home / "state",
         )
+        if self.prometheus_ports:
+            text += (
+                "metrics.reporter.prom.factory.class: "
+                "org.apache.flink.metrics.prometheus.PrometheusReporterFactory\n"
+                f"metrics.reporter.prom.port: {self.prometheus_ports}\n"
+            )
         (self.conf_dir / "config.yaml").write_text(text)
         src = flink_home() / "conf"
         for name in (
@@ -85,12 +93,12 @@ class Cluster:
         (self.conf_dir / "masters").write_text(f"{HOST}:{self.rest_port}\n")
         (self.conf_dir / "workers").write_text(f"{HOST}\n")
 
+    @property
+    def rest(self) -> FlinkRest:
+        return FlinkRest(self.address)
+
     def overview(self) -> dict | None:
-        try:
-            with urllib.request.urlopen(f"http://{self.address}/overview", timeout=3) as r:
-                return json.loads(r.read())
-        except OSError:
-            return None
+        return self.rest.overview()
 
     def running(self) -> bool:
         ov = self.overview()
@@ -154,11 +162,4 @@ class Cluster:
         return f"Flink session cluster on {self.address} stopped"
 
     def jobs(self) -> list[dict]:
-        try:
-            with urllib.request.urlopen(f"http://{self.address}/jobs/overview", timeout=5) as r:
-                return json.loads(r.read()).get("jobs", [])
-        except OSError as e:
-            raise ServiceError(
-                f"cannot reach the Flink REST API at {self.address} ({e})",
-                hint="start the cluster with `rtml cluster start`",
-            ) from None
+        return self.rest.jobs()

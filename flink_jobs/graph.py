@@ -72,7 +72,13 @@ def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, list[D
         stream = (
             stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
             .process(
-                EntityFeaturesFunction(entity, cfg.features.for_entity(entity.name), LATE_EVENTS),
+                EntityFeaturesFunction(
+                    entity,
+                    cfg.features.for_entity(entity.name),
+                    LATE_EVENTS,
+                    ordered=cfg.job.feature_order == "event-time",
+                    id_field=cfg.schema.event_id,
+                ),
                 output_type=RECORD,
             )
             .uid(f"features-{entity.name}")

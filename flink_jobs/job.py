@@ -31,6 +31,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jar", action="append", default=[], help="connector jar URL for embedded runs")
     p.add_argument("--checkpoint-dir", default=None)
     p.add_argument("--parallelism", type=int, default=None)
+    p.add_argument(
+        "--feature-order",
+        choices=["arrival", "event-time"],
+        default=None,
+        help="override [job] feature_order",
+    )
+    p.add_argument(
+        "--state-backend",
+        choices=["hashmap", "rocksdb"],
+        default=None,
+        help="override [job] state_backend (rocksdb for state larger than memory)",
+    )
     p.add_argument("--detached", action="store_true", help="submit and return instead of waiting")
     p.add_argument(
         "--part",
@@ -59,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             cfg = cfg.with_topic_prefix(a.topic_prefix)
         if a.parallelism:
             cfg = replace(cfg, job=replace(cfg.job, parallelism=a.parallelism))
+        if a.state_backend:
+            cfg = replace(cfg, job=replace(cfg.job, state_backend=a.state_backend))
+        if a.feature_order:
+            cfg = replace(cfg, job=replace(cfg.job, feature_order=a.feature_order))
         version = (
             Registry(Path(a.registry)).resolve(cfg.model.name, a.model_version).metadata.version
         )

@@ -74,6 +74,12 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--rest-port", type=int, default=8081)
             p.add_argument("--taskmanagers", type=int, default=1)
             p.add_argument("--slots", type=int, default=2)
+            p.add_argument(
+                "--prometheus-ports",
+                default=None,
+                metavar="RANGE",
+                help="expose metrics to Prometheus on these ports, e.g. 9249-9259 (Flink's reporter binds to all interfaces)",
+            )
 
     p = sub.add_parser(
         "produce",
@@ -139,6 +145,12 @@ def parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--model-version", default="current")
         p.add_argument("--parallelism", type=int, default=None)
+        p.add_argument(
+            "--state-backend",
+            choices=["hashmap", "rocksdb"],
+            default=None,
+            help="override [job] state_backend: rocksdb keeps keyed state on disk (state larger than memory)",
+        )
         if name == "submit":
             p.add_argument("--jobmanager", default="127.0.0.1:8081")
             p.add_argument(
@@ -146,11 +158,31 @@ def parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="wait for the job to finish instead of detaching",
             )
+            p.add_argument(
+                "--from-savepoint",
+                default=None,
+                metavar="PATH",
+                help="restore the job's state from a savepoint (see `rtml jobs stop`); --parallelism may differ",
+            )
+            p.add_argument(
+                "--allow-non-restored-state",
+                action="store_true",
+                help="restore even if the savepoint holds state of operators the job no longer has",
+            )
 
-    p = sub.add_parser("jobs", help="list or cancel jobs on a Flink session cluster")
-    p.add_argument("action", choices=["list", "cancel"])
+    p = sub.add_parser(
+        "jobs",
+        help="list, cancel, stop (with a savepoint), savepoint or show metrics of jobs on a Flink cluster",
+    )
+    p.add_argument("action", choices=["list", "cancel", "stop", "savepoint", "metrics"])
     p.add_argument("job_id", nargs="?")
     p.add_argument("--jobmanager", default="127.0.0.1:8081")
+    p.add_argument(
+        "--savepoint-dir",
+        default=None,
+        metavar="DIR",
+        help="where `stop`/`savepoint` write (default: the cluster's execution.checkpointing.savepoint-dir)",
+    )
 
     p = sub.add_parser(
         "reports", help="drift and fairness verdicts per window (from the last demo run by default)"
@@ -199,7 +231,7 @@ def dispatch(a: argparse.Namespace) -> int:
     elif a.cmd == "cluster":
         from rtml.commands.services import cluster
 
-        cluster(a.action, a.rest_port, a.taskmanagers, a.slots)
+        cluster(a.action, a.rest_port, a.taskmanagers, a.slots, a.prometheus_ports)
     elif a.cmd == "produce":
         from rtml.commands.data import produce_scenario, scenario_options
 
@@ -244,20 +276,35 @@ def dispatch(a: argparse.Namespace) -> int:
             a.model_version,
             a.parallelism,
             part=a.part,
+            state_backend=a.state_backend,
         )
         if a.cmd == "run":
             run_embedded(cfg, target)
         else:
-            submit(cfg, target, a.jobmanager, detached=not a.wait)
+            submit(
+                cfg,
+                target,
+                a.jobmanager,
+                detached=not a.wait,
+                from_savepoint=a.from_savepoint,
+                allow_non_restored_state=a.allow_non_restored_state,
+            )
     elif a.cmd == "jobs":
-        from rtml.commands.job import jobs_cancel, jobs_list
+        from rtml.commands import job
 
         if a.action == "list":
-            jobs_list(a.jobmanager)
+            job.jobs_list(a.jobmanager)
+            return 0
+        if not a.job_id:
+            raise RtmlError(f"`rtml jobs {a.action}` needs a job id", hint="see `rtml jobs list`")
+        if a.action == "cancel":
+            job.jobs_cancel(a.jobmanager, a.job_id)
+        elif a.action == "stop":
+            job.jobs_stop(a.jobmanager, a.job_id, a.savepoint_dir)
+        elif a.action == "savepoint":
+            job.jobs_savepoint(a.jobmanager, a.job_id, a.savepoint_dir)
         else:
-            if not a.job_id:
-                raise RtmlError("`rtml jobs cancel` needs a job id", hint="see `rtml jobs list`")
-            jobs_cancel(a.jobmanager, a.job_id)
+            job.jobs_metrics(a.jobmanager, a.job_id)
     elif a.cmd == "reports":
         from rtml.commands.review import collect, last_run, print_table
         from rtml.config import load_config

@@ -145,6 +145,11 @@ class JobSettings:
     state_cache_size: int = 100_000  # Python-side state cache entries per worker
     bundle_size: int = 1000  # records per Python bundle (state cache lives one bundle)
     bundle_time_ms: int = 1000  # a bundle closes at the latest after this long
+    # "arrival": features on arrival (lowest latency; exact when each key's events arrive in
+    # event-time order, i.e. parallelism 1). "event-time": each keyed stage buffers an event
+    # until the watermark passes it, then applies events in (time, id) order: identical
+    # features at any parallelism and through catch-ups, at the cost of the watermark delay.
+    feature_order: str = "arrival"
 
 
 @dataclass(frozen=True)
@@ -225,7 +230,13 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         state_cache_size=int(j.get("state_cache_size", 100_000)),
         bundle_size=int(j.get("bundle_size", 1000)),
         bundle_time_ms=parse_duration(j.get("bundle_time", "1s"), "[job] bundle_time"),
+        feature_order=str(j.get("feature_order", "arrival")),
     )
+    if job.feature_order not in ("arrival", "event-time"):
+        raise ConfigError(
+            f"[job] feature_order = {job.feature_order!r} is not supported",
+            hint="use 'arrival' (lowest latency) or 'event-time' (same features at any parallelism)",
+        )
     if job.delivery not in ("exactly-once", "at-least-once"):
         raise ConfigError(
             f"[job] delivery = {job.delivery!r} is not supported",

@@ -6,12 +6,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import jars
 from deploy.flink_cluster import Cluster, flink_home
+from deploy.flink_rest import FlinkRest
 from deploy.process import child_env
 from rtml import paths
 from rtml.config import JobConfig
@@ -34,6 +34,8 @@ class JobTarget:
     parallelism: int | None = None
     checkpoint_dir: str | None = None
     part: str = "all"  # "all", "scoring" or "monitoring"
+    state_backend: str | None = None  # None: the config's [job] state_backend
+    feature_order: str | None = None  # None: the config's [job] feature_order
 
     def args(self) -> list[str]:
         a = [
@@ -56,6 +58,10 @@ class JobTarget:
             a += ["--parallelism", str(self.parallelism)]
         if self.checkpoint_dir:
             a += ["--checkpoint-dir", self.checkpoint_dir]
+        if self.state_backend:
+            a += ["--state-backend", self.state_backend]
+        if self.feature_order:
+            a += ["--feature-order", self.feature_order]
         return a + ["--part", self.part]
 
 
@@ -120,12 +126,21 @@ def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None 
     return took
 
 
-def submit(cfg: JobConfig, target: JobTarget, jobmanager: str, detached: bool = True) -> str:
+def submit(
+    cfg: JobConfig,
+    target: JobTarget,
+    jobmanager: str,
+    detached: bool = True,
+    from_savepoint: str | None = None,
+    allow_non_restored_state: bool = False,
+) -> str:
+    """Submit the job with `flink run` (the Python code shipped with -pyfs, the connector
+    with --jarfile); optionally restore a savepoint, also at another parallelism."""
     conn = jars.connector_jar()
     ensure_topics(cfg)
     host, _, port = jobmanager.partition(":")
     cluster = Cluster(rest_port=int(port or 8081))
-    if cluster.overview() is None:
+    if FlinkRest(jobmanager).overview() is None:
         raise ServiceError(
             f"no Flink cluster answers at {jobmanager}",
             hint="start one with `rtml cluster start` or pass --jobmanager HOST:PORT",
@@ -151,9 +166,16 @@ def submit(cfg: JobConfig, target: JobTarget, jobmanager: str, detached: bool = 
     ]
     if detached:
         cmd.append("-d")
+    if from_savepoint:
+        cmd += ["--fromSavepoint", from_savepoint]
+        if allow_non_restored_state:
+            cmd.append("--allowNonRestoredState")
     cmd += ["-py", str(paths.REPO_ROOT / "flink_jobs" / "job.py"), *target.args()]
     log = _log_path("submit")
-    step(f"submitting job {cfg.job.name!r} to the Flink cluster at {jobmanager} (log {log})")
+    restore = f", restoring {from_savepoint}" if from_savepoint else ""
+    step(
+        f"submitting job {cfg.job.name!r} to the Flink cluster at {jobmanager}{restore} (log {log})"
+    )
     env = cluster.env() if cluster.conf_dir.is_dir() else child_env()
     with log.open("w") as out:
         rc = subprocess.call(
@@ -179,23 +201,42 @@ def submit(cfg: JobConfig, target: JobTarget, jobmanager: str, detached: bool = 
 
 
 def jobs_list(jobmanager: str) -> None:
-    _, _, port = jobmanager.partition(":")
-    jobs = Cluster(rest_port=int(port or 8081)).jobs()
+    jobs = FlinkRest(jobmanager).jobs()
     if not jobs:
         say(f"no jobs on {jobmanager}")
     for j in jobs:
-        say(
-            f"{j['jid']}  {j['state']:<10} {j['name']}  started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(j['start-time'] / 1000))}"
-        )
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j["start-time"] / 1000))
+        say(f"{j['jid']}  {j['state']:<10} {j['name']}  started {started}")
 
 
 def jobs_cancel(jobmanager: str, job_id: str) -> None:
-    req = urllib.request.Request(f"http://{jobmanager}/jobs/{job_id}", method="PATCH")
-    try:
-        urllib.request.urlopen(req, timeout=10).read()
-    except OSError as e:
-        raise JobError(
-            f"cannot cancel job {job_id} on {jobmanager} ({e})",
-            hint="list the jobs with `rtml jobs list`",
-        ) from None
+    FlinkRest(jobmanager).cancel(job_id)
     say(f"cancellation of {job_id} requested")
+
+
+def jobs_stop(jobmanager: str, job_id: str, directory: str | None) -> str:
+    """Stop with a savepoint; prints the path to give `rtml submit --from-savepoint`."""
+    step(f"stopping job {job_id} with a savepoint")
+    path = FlinkRest(jobmanager).stop_with_savepoint(job_id, directory)
+    say(f"    savepoint: {path}")
+    say(f"    resume with: rtml submit --from-savepoint {path} [--parallelism N]")
+    return path
+
+
+def jobs_savepoint(jobmanager: str, job_id: str, directory: str | None) -> str:
+    step(f"taking a savepoint of job {job_id} (the job keeps running)")
+    path = FlinkRest(jobmanager).savepoint(job_id, directory)
+    say(f"    savepoint: {path}")
+    return path
+
+
+def jobs_metrics(jobmanager: str, job_id: str) -> dict[str, dict[str, float]]:
+    """rtml's own metrics per operator (counters summed over subtasks, gauges at their max)."""
+    metrics = FlinkRest(jobmanager).operator_metrics(job_id, prefix=".rtml.")
+    if not metrics:
+        say(f"no rtml metrics reported for job {job_id} yet (they appear after the first bundle)")
+    for vertex, values in metrics.items():
+        say(vertex)
+        for name, v in sorted(values.items()):
+            say(f"    {name:<60} {v:>14,.0f}")
+    return metrics

@@ -49,3 +49,15 @@ def model(cfg, rtml_home):
         None,
     )
     return export_model(cfg)
+
+
+@pytest.fixture(scope="session")
+def cluster(rtml_home):
+    """A local standalone session cluster: two TaskManagers x 2 slots (the job at parallelism
+    2 runs on both), the Prometheus reporter on a test port range."""
+    from deploy.flink_cluster import Cluster
+
+    c = Cluster(rest_port=18081, rpc_port=16123, slots=2, prometheus_ports="19249-19259")
+    c.start(taskmanagers=2)
+    yield c
+    c.stop()

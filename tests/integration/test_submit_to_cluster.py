@@ -6,21 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from deploy.flink_cluster import Cluster
 from rtml.commands.data import produce_scenario, scenario_options
 from rtml.commands.job import JobTarget, submit
 from rtml.kafka_client import read_topic
 from tests.conftest import DEMO_CONFIG
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster(rtml_home):
-    c = Cluster(rest_port=18081, rpc_port=16123, slots=2)
-    c.start()
-    yield c
-    c.stop()
 
 
 def test_submitted_job_scores_every_event(cfg, broker, model, cluster):

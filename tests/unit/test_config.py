@@ -86,6 +86,8 @@ def test_durations(text, ms):
         (lambda r: r["model"].update(raw_inputs=["nope"]), "raw_inputs"),
         (lambda r: r["monitoring"].update(window="soon"), "not a duration"),
         (lambda r: r.pop("model"), "missing section [model]"),
+        (lambda r: r["job"].update(feature_order="random"), "feature_order = 'random'"),
+        (lambda r: r["job"].update(state_backend="disk"), "state_backend = 'disk'"),
     ],
 )
 def test_mistakes_are_explained(mutate, message):

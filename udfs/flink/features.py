@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from rtml.config import Entity
 from udfs.features.engine import EntityFeatures
 from udfs.features.spec import FeatureSet
+from udfs.flink.metrics import counters
 from udfs.flink.records import to_json_nan_safe
 
 TTL_TIMER_GRANULARITY_MS = (
@@ -17,16 +20,38 @@ TTL_TIMER_GRANULARITY_MS = (
 
 
 class EntityFeaturesFunction(KeyedProcessFunction):
-    def __init__(self, entity: Entity, features: FeatureSet, late: OutputTag) -> None:
+    """Adds the entity's features (from history before the event) to each event.
+
+    ``ordered=False`` applies each event on arrival. ``ordered=True`` buffers events in keyed
+    state until the watermark passes them and applies them in (event time, event id) order,
+    so the features do not depend on how upstream subtasks interleave: the same at any
+    parallelism and through a backlog catch-up, at the cost of waiting for the watermark.
+    """
+
+    def __init__(
+        self,
+        entity: Entity,
+        features: FeatureSet,
+        late: OutputTag,
+        ordered: bool = False,
+        id_field: str = "event_id",
+    ) -> None:
         self.entity = entity
+        self.id_field = id_field
         self.features = features
         self.late = late
+        self.ordered = ordered
         self.state = None
 
     def open(self, runtime_context: RuntimeContext):
         self.state = runtime_context.get_state(
             ValueStateDescriptor(f"features-{self.entity.name}", Types.STRING())
         )
+        # events waiting for the watermark (ordered mode): JSON [ts, event]
+        self.pending = runtime_context.get_list_state(
+            ListStateDescriptor(f"features-{self.entity.name}-pending", Types.STRING())
+        )
+        (self.late_events,) = counters(runtime_context, "late_events")
 
     def _load(self) -> EntityFeatures | None:
         raw = self.state.value()
@@ -34,29 +59,45 @@ class EntityFeaturesFunction(KeyedProcessFunction):
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         ts = ctx.timestamp()
+        if self.ordered and ts > ctx.timer_service().current_watermark():
+            self.pending.add(json.dumps([ts, value], separators=(",", ":")))
+            ctx.timer_service().register_event_time_timer(ts)
+            return
         st = self._load()
+        old_expiry = None if st is None else self._expiry_timer(st)
+        st, out = self._apply(st, ts, value, ctx)
+        yield from out
+        self._save(st, old_expiry, ctx)
+
+    def _apply(self, st: EntityFeatures | None, ts: int, value: dict, ctx) -> tuple:
+        """Apply one event to the key's state; returns (state, records to emit)."""
         if st is None or st.is_expired(ts):
             st = EntityFeatures(self.features)
-        old_expiry = self._expiry_timer(st)
-        if st.is_late(ts):
-            yield (
-                self.late,
-                to_json_nan_safe(
-                    {
-                        "reason": f"event is {(st.newest_ts - ts) // 1000}s older than the newest event of {self.entity.key}={ctx.get_current_key()}, beyond the allowed lateness of {self.features.allowed_lateness_ms // 1000}s",
-                        "entity": self.entity.name,
-                        "key": ctx.get_current_key(),
-                        "event": value,
-                    }
-                ),
-            )
-            return
+        if st.is_late(ts) and self._behind_watermark(ts, ctx):
+            self.late_events.inc()
+            late = {
+                "reason": f"event is {(st.newest_ts - ts) // 1000}s older than the newest event of {self.entity.key}={ctx.get_current_key()}, beyond the allowed lateness of {self.features.allowed_lateness_ms // 1000}s",
+                "entity": self.entity.name,
+                "key": ctx.get_current_key(),
+                "event": value,
+            }
+            return st, [(self.late, to_json_nan_safe(late))]
         value.update(st.observe(ts, value))
+        return st, [value]
+
+    def _save(self, st: EntityFeatures, old_expiry: int | None, ctx) -> None:
         self.state.update(st.snapshot().decode())
         expiry = self._expiry_timer(st)
         if expiry != old_expiry:  # timer calls are costly in PyFlink: one per key per day at most
             ctx.timer_service().register_event_time_timer(expiry)
-        yield value
+
+    def _behind_watermark(self, ts: int, ctx) -> bool:
+        """Late means older than the key's newest event *and* than the operator's watermark
+        by more than the allowed lateness. Per key alone is not enough: this operator's input
+        interleaves the upstream subtasks, which during a catch-up (a backlog, a restore) can
+        run hours of event time apart; their events are on time by the watermark (the minimum
+        over the inputs) and must not be dropped."""
+        return ts < ctx.timer_service().current_watermark() - self.features.allowed_lateness_ms
 
     def _expiry_timer(self, st: EntityFeatures) -> int | None:
         if st.newest_ts is None:
@@ -66,6 +107,21 @@ class EntityFeaturesFunction(KeyedProcessFunction):
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         st = self._load()
+        if self.ordered:
+            waiting = [json.loads(x) for x in (self.pending.get() or [])]
+            due = sorted(
+                (p for p in waiting if p[0] <= timestamp),
+                key=lambda p: (p[0], str(p[1].get(self.id_field, ""))),
+            )
+            if due:
+                old_expiry = None if st is None else self._expiry_timer(st)
+                for ts, value in due:
+                    st, out = self._apply(st, ts, value, ctx)
+                    yield from out
+                self.pending.update(
+                    [json.dumps(p, separators=(",", ":")) for p in waiting if p[0] > timestamp]
+                )
+                self._save(st, old_expiry, ctx)
+                return
         if st is not None and st.is_expired(timestamp):
             self.state.clear()
-        return iter(())

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pyflink.datastream import OutputTag, ProcessFunction
+from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from rtml.errors import RecordError
+from udfs.flink.metrics import counters
 from udfs.flink.records import to_json
 from udfs.validation import dead_letter
 
@@ -25,11 +26,19 @@ class ParseRecords(ProcessFunction):
         self.dead_letters = dead_letters
         self.source = source
 
+    def open(self, runtime_context: RuntimeContext):
+        self.records_in, self.dead_lettered = counters(
+            runtime_context, "records_in", "dead_lettered"
+        )
+
     def process_element(self, value, ctx):
+        self.records_in.inc()
         try:
             yield self.parse(value)
+            return
         except RecordError as e:
-            yield self.dead_letters, to_json(dead_letter(value, e, self.source))
+            err = e
         except Exception as e:
             err = RecordError("internal_error", f"unexpected {type(e).__name__} while parsing: {e}")
-            yield self.dead_letters, to_json(dead_letter(value, err, self.source))
+        self.dead_lettered.inc()
+        yield self.dead_letters, to_json(dead_letter(value, err, self.source))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from models.registry import Registry
 from rtml.config import JobConfig
+from udfs.flink.metrics import counters, gauges, latency_gauges
 from udfs.flink.records import to_json_nan_safe
+from udfs.latency import RecentLatencies
 
 
 class ScoreFunction(ProcessFunction):
@@ -44,9 +47,17 @@ class ScoreFunction(ProcessFunction):
         self.passthrough = [s.event_id, s.event_time, *(e.key for e in s.entities)] + (
             [s.sensitive_attribute] if s.sensitive_attribute else []
         )
+        (self.scored,) = counters(runtime_context, "scored")
+        self.latency = RecentLatencies()
+        latency_gauges(runtime_context, "score_latency", self.latency)
+        version = int(mv.metadata.version) if str(mv.metadata.version).isdigit() else -1
+        gauges(runtime_context, {"model_version": lambda: version})
 
     def process_element(self, value, ctx):
+        t0 = time.perf_counter_ns()
         score = self.scorer.score_one(value)
+        self.latency.record((time.perf_counter_ns() - t0) // 1000)
+        self.scored.inc()
         out = {k: value[k] for k in self.passthrough}
         out["score"] = score
         out["flagged"] = int(score >= self.threshold)

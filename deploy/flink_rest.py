@@ -1,0 +1,147 @@
+"""A small client for the Flink REST API (JobManager): jobs, savepoints, metrics.
+
+Used for any JobManager address, the local session cluster or a remote one; errors say
+what to check.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from rtml.errors import JobError, ServiceError
+
+
+def _aggregate(metric: dict) -> float:
+    """Counters add up over subtasks; gauges (latency percentiles, model version) do not."""
+    gauge = metric["id"].endswith(("_us", "model_version"))
+    return float(metric.get("max" if gauge else "sum", 0.0))
+
+
+@dataclass(frozen=True)
+class FlinkRest:
+    address: str  # host:port of the JobManager's REST endpoint
+
+    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 10.0) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"http://{self.address}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data else {},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw = r.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")
+            try:
+                detail = "; ".join(json.loads(detail).get("errors", [detail]))
+            except ValueError:
+                pass
+            raise JobError(
+                f"the Flink REST API at {self.address} refused {method} {path}: HTTP {e.code} {detail.strip()[:300]}",
+                hint="check the job id with `rtml jobs list`",
+            ) from None
+        except OSError as e:
+            raise ServiceError(
+                f"cannot reach the Flink REST API at {self.address} ({e})",
+                hint="start the local cluster with `rtml cluster start`, or pass --jobmanager HOST:PORT",
+            ) from None
+        return json.loads(raw) if raw else {}
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path)
+
+    def overview(self) -> dict | None:
+        """The cluster overview, or None when nothing answers."""
+        try:
+            return self.get("/overview")
+        except (ServiceError, JobError):
+            return None
+
+    def jobs(self) -> list[dict]:
+        return self.get("/jobs/overview").get("jobs", [])
+
+    def job(self, job_id: str) -> dict:
+        return self.get(f"/jobs/{job_id}")
+
+    def cancel(self, job_id: str) -> None:
+        self._call("PATCH", f"/jobs/{job_id}")
+
+    def stop_with_savepoint(
+        self, job_id: str, directory: str | None, timeout: float = 300.0
+    ) -> str:
+        """Stop the job with a savepoint (sources stop first, no end-of-input watermark, so
+        event-time windows stay open in the savepoint); returns the savepoint's path."""
+        body: dict[str, Any] = {"drain": False}
+        if directory:
+            body["targetDirectory"] = directory
+        trigger = self._call("POST", f"/jobs/{job_id}/stop", body)["request-id"]
+        return self._await_savepoint(job_id, trigger, timeout)
+
+    def savepoint(self, job_id: str, directory: str | None, timeout: float = 300.0) -> str:
+        """Take a savepoint and keep the job running; returns the savepoint's path."""
+        body: dict[str, Any] = {"cancel-job": False}
+        if directory:
+            body["target-directory"] = directory
+        trigger = self._call("POST", f"/jobs/{job_id}/savepoints", body)["request-id"]
+        return self._await_savepoint(job_id, trigger, timeout)
+
+    def _await_savepoint(self, job_id: str, trigger: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.get(f"/jobs/{job_id}/savepoints/{trigger}")
+            if st.get("status", {}).get("id") == "COMPLETED":
+                op = st.get("operation", {})
+                if "location" in op:
+                    return op["location"]
+                cause = op.get("failure-cause", {}).get("stack-trace", "unknown cause")
+                first = next((ln for ln in cause.splitlines() if ln.strip()), cause)
+                raise JobError(
+                    f"the savepoint of job {job_id} failed: {first.strip()[:300]}",
+                    hint="is a savepoint directory configured (execution.checkpointing.savepoint-dir) or given with --dir?",
+                )
+            time.sleep(0.5)
+        raise JobError(
+            f"the savepoint of job {job_id} did not complete in {timeout:.0f}s",
+            hint="see the JobManager log; large state may need a longer --timeout",
+        )
+
+    def vertices(self, job_id: str) -> list[dict]:
+        return self.job(job_id).get("vertices", [])
+
+    def operator_metrics(self, job_id: str, prefix: str = "") -> dict[str, dict[str, float]]:
+        """Per job vertex: every metric whose name contains ``prefix``, summed over subtasks
+        (``/jobs/:id/vertices/:vid/subtasks/metrics`` aggregates them)."""
+        out: dict[str, dict[str, float]] = {}
+        for v in self.vertices(job_id):
+            names = [
+                m["id"]
+                for m in self.get(f"/jobs/{job_id}/vertices/{v['id']}/subtasks/metrics")
+                if prefix in m["id"]
+            ]
+            if not names:
+                continue
+            vals = self.get(
+                f"/jobs/{job_id}/vertices/{v['id']}/subtasks/metrics?get={','.join(names)}&agg=sum,max"
+            )
+            out[v["name"]] = {m["id"]: _aggregate(m) for m in vals}
+        return out
+
+    def wait_for_state(self, job_id: str, states: set[str], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        state = "?"
+        while time.monotonic() < deadline:
+            state = self.job(job_id).get("state", "?")
+            if state in states:
+                return state
+            time.sleep(0.5)
+        raise JobError(
+            f"job {job_id} is {state}, not {'/'.join(sorted(states))}, after {timeout:.0f}s",
+            hint="see the Flink web UI or the TaskManager logs",
+        )

@@ -1,0 +1,224 @@
+"""Operating the job on a real session cluster (two TaskManagers): parallelism 2 gives the
+same results as parallelism 1; stop with a savepoint mid-stream and resume at parallelism 2
+gives the same results as an uninterrupted run; the job's metrics reach the REST API and
+the Prometheus reporter.
+
+Compared per event: score, model version and every model input (the features); per window:
+the final fairness report and the drift verdict with every column's score. The scaled and
+resumed runs use ``feature_order = "event-time"`` (features applied in event-time order once
+the watermark passes); the reference applies them on arrival at parallelism 1.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from deploy.flink_rest import FlinkRest
+from rtml.commands.data import produce_scenario, scenario_options
+from rtml.commands.job import JobTarget, jobs_metrics, jobs_stop, submit
+from rtml.kafka_client import end_offsets, read_topic
+from tests.conftest import DEMO_CONFIG
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 5000
+
+
+def _scenario():
+    return scenario_options(
+        seed=21,
+        events=EVENTS,
+        days=1.5,
+        drift_at_h=24.0,
+        drift_size=1.5,
+        bias=0.25,
+        bad_fraction=0.01,
+    )
+
+
+def _rounded(v):
+    if isinstance(v, float):
+        return round(v, 9)
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_rounded(x) for x in v]
+    return v
+
+
+def _results(c) -> dict:
+    t = c.kafka.topics
+    scores = read_topic(c, t.scores)
+    fairness = [f for f in read_topic(c, t.fairness) if f["status"] == "final"]
+    drift = read_topic(c, t.drift)
+    for d in drift:
+        d.pop("report_id", None)
+    return {
+        "n_scores": len(scores),
+        "scores": {s["event_id"]: _rounded(s) for s in scores},
+        "fairness": {f["window_start"]: _rounded(f) for f in fairness},
+        "n_fairness_final": len(fairness),
+        "drift": {d["window_start"]: _rounded(d) for d in drift},
+        "n_drift": len(drift),
+    }
+
+
+def _assert_same(got: dict, ref: dict) -> None:
+    if got != ref:
+        _report_diff(got, ref)
+    assert got["scores"] == ref["scores"]
+    assert got["fairness"] == ref["fairness"]
+    assert got["drift"] == ref["drift"]
+    assert got == ref
+
+
+def _report_diff(got: dict, ref: dict) -> None:
+    """Print which per-event fields differ, and how often (shown when the test fails)."""
+    diffs: dict[str, int] = {}
+    for eid, s in ref["scores"].items():
+        g = got["scores"].get(eid)
+        if g is None:
+            diffs["<missing>"] = diffs.get("<missing>", 0) + 1
+            continue
+        for k in set(s["inputs"]) | set(g["inputs"]):
+            if s["inputs"].get(k) != g["inputs"].get(k):
+                diffs[k] = diffs.get(k, 0) + 1
+        if s["score"] != g["score"]:
+            diffs["score"] = diffs.get("score", 0) + 1
+    print("per-event differences:", diffs, "of", len(ref["scores"]))
+
+
+def _prepared(cfg, broker, prefix: str, feature_order: str = "event-time"):
+    c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix(prefix)
+    produced = produce_scenario(c, _scenario())
+    target = JobTarget(
+        Path(DEMO_CONFIG),
+        bootstrap=broker.bootstrap,
+        topic_prefix=prefix,
+        bounded=True,
+        feature_order=feature_order,
+    )
+    return c, produced, target
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(cfg, broker, model, cluster):
+    """The reference: one run at parallelism 1, start to end, features applied on arrival
+    (the default; at parallelism 1 each key's events arrive in event-time order)."""
+    c, produced, target = _prepared(cfg, broker, "op1.", feature_order="arrival")
+    submit(c, target, cluster.address, detached=False)
+    return produced, _results(c)
+
+
+def test_reference_run_is_complete(uninterrupted):
+    produced, ref = uninterrupted
+    assert ref["n_scores"] == len(ref["scores"]) == produced.valid
+    assert ref["n_fairness_final"] == len(ref["fairness"]) >= 6
+    assert ref["n_drift"] == len(ref["drift"]) >= 6
+    assert any(d["status"] == "drift" for d in ref["drift"].values())
+
+
+def test_parallelism_2_on_two_taskmanagers_equals_parallelism_1(
+    cfg, broker, model, cluster, uninterrupted
+):
+    _, ref = uninterrupted
+    c, _, target = _prepared(cfg, broker, "op2.")
+    job_id = submit(
+        c,
+        replace(target, parallelism=2),
+        cluster.address,
+        detached=False,
+    )
+    job = FlinkRest(cluster.address).job(job_id)
+    assert job["state"] == "FINISHED"
+    assert max(v["parallelism"] for v in job["vertices"]) == 2
+    tms = {
+        st["taskmanager-id"]
+        for v in job["vertices"]
+        for st in FlinkRest(cluster.address).get(f"/jobs/{job_id}/vertices/{v['id']}")["subtasks"]
+    }
+    assert len(tms) == 2, f"the job ran on {tms}, expected both TaskManagers"
+    _assert_same(_results(c), ref)
+
+
+def _wait(pred, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _prometheus_lines(ports: range) -> list[str]:
+    lines: list[str] = []
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
+                lines += r.read().decode().splitlines()
+        except OSError:
+            continue
+    return [ln for ln in lines if ln.startswith("flink_taskmanager_job_task_operator_rtml_")]
+
+
+def test_stop_with_savepoint_and_resume_at_parallelism_2_equals_uninterrupted(
+    cfg, broker, model, cluster, uninterrupted
+):
+    produced, ref = uninterrupted
+    c, _, target = _prepared(cfg, broker, "op3.")
+    rest = FlinkRest(cluster.address)
+    job_id = submit(c, target, cluster.address, detached=True)
+    rest.wait_for_state(job_id, {"RUNNING"}, 120)
+    scores_topic = c.kafka.topics.scores
+    # mid-stream: some scores committed (a checkpoint has completed), far from all of them
+    _wait(
+        lambda: end_offsets(c, [scores_topic])[scores_topic] > 0, 180, "the first committed scores"
+    )
+
+    # metrics, while the job runs: the REST API and the Prometheus reporter
+    metrics = _wait(
+        lambda: (
+            (m := jobs_metrics(cluster.address, job_id))
+            and any(
+                k.endswith(".rtml.scored") and v > 0 for vals in m.values() for k, v in vals.items()
+            )
+            and m
+        ),
+        60,
+        "rtml metrics in the REST API",
+    )
+    names = {k.split(".rtml.")[1] for vals in metrics.values() for k in vals}
+    assert {"records_in", "dead_lettered", "late_events", "scored", "model_version"} <= names
+    assert {"score_latency_p50_us", "score_latency_p99_us"} <= names
+    version = next(
+        v for vals in metrics.values() for k, v in vals.items() if k.endswith("model_version")
+    )
+    assert version == int(model.metadata.version)
+    prom = _wait(lambda: _prometheus_lines(range(19249, 19260)), 60, "Prometheus metrics")
+    assert any(re.match(r"flink_taskmanager_job_task_operator_rtml_scored\{", ln) for ln in prom)
+    assert any("rtml_score_latency_p99_us" in ln for ln in prom)
+
+    savepoint = jobs_stop(cluster.address, job_id, None)
+    assert rest.job(job_id)["state"] == "FINISHED"
+    done_before = end_offsets(c, [scores_topic])[scores_topic]
+    assert 0 < done_before < produced.valid, "the stop should come mid-stream"
+    assert Path(savepoint.removeprefix("file:")).exists()
+
+    resumed = submit(
+        c,
+        replace(target, parallelism=2),
+        cluster.address,
+        detached=False,
+        from_savepoint=savepoint,
+    )
+    assert rest.job(resumed)["state"] == "FINISHED"
+    got = _results(c)
+    assert got["n_scores"] == produced.valid  # nothing lost, nothing scored twice
+    _assert_same(got, ref)

@@ -1,0 +1,28 @@
+"""The recent-latency window behind the scoring latency gauges, against numpy's percentiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from udfs.latency import RecentLatencies
+
+
+def test_quantiles_match_numpy_nearest_rank_over_the_last_samples():
+    rng = np.random.default_rng(3)
+    xs = rng.integers(1, 10_000, size=5000)
+    w = RecentLatencies(capacity=1024)
+    for x in xs:
+        w.record(int(x))
+    recent = xs[-1024:]
+    assert len(w) == 1024 and w.total == 5000
+    for q in (0.5, 0.95, 0.99, 1.0):
+        assert w.quantile(q) == int(np.percentile(recent, q * 100, method="inverted_cdf"))
+
+
+def test_empty_window_and_bad_arguments():
+    assert RecentLatencies().quantile(0.99) == 0
+    with pytest.raises(ValueError):
+        RecentLatencies(0)
+    with pytest.raises(ValueError):
+        RecentLatencies().quantile(1.5)

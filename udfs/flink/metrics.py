@@ -1,0 +1,54 @@
+"""rtml's operator metrics, registered in Flink's metric system under the group ``rtml``.
+
+Names as the Prometheus reporter exports them (operator scope):
+``flink_taskmanager_job_task_operator_rtml_<name>``; in the REST API and web UI they are
+``<operator>.rtml.<name>``. The README ("Metrics") lists every one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyflink.datastream import RuntimeContext
+
+from udfs.latency import RecentLatencies
+
+GROUP = "rtml"
+
+
+class _NoCounter:
+    def inc(self, n: int = 1) -> None:
+        pass
+
+
+def _group(runtime_context: RuntimeContext):
+    """The operator's ``rtml`` metric group, or None when Python metrics are switched off."""
+    try:
+        return runtime_context.get_metrics_group().add_group(GROUP)
+    except Exception:  # python.metric.enabled=false: metrics are optional, the job is not
+        return None
+
+
+def counters(runtime_context: RuntimeContext, *names: str) -> list:
+    group = _group(runtime_context)
+    return [group.counter(n) if group is not None else _NoCounter() for n in names]
+
+
+def gauges(runtime_context: RuntimeContext, values: dict[str, Callable[[], int]]) -> None:
+    group = _group(runtime_context)
+    if group is not None:
+        for name, fn in values.items():
+            group.gauge(name, fn)
+
+
+def latency_gauges(runtime_context: RuntimeContext, prefix: str, window: RecentLatencies) -> None:
+    """p50/p95/p99/max gauges (microseconds) over the window's recent samples."""
+    gauges(
+        runtime_context,
+        {
+            f"{prefix}_p50_us": lambda: window.quantile(0.5),
+            f"{prefix}_p95_us": lambda: window.quantile(0.95),
+            f"{prefix}_p99_us": lambda: window.quantile(0.99),
+            f"{prefix}_max_us": lambda: window.quantile(1.0),
+        },
+    )
