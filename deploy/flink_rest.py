@@ -16,10 +16,9 @@ from typing import Any
 from rtml.errors import JobError, ServiceError
 
 
-def _aggregate(metric: dict) -> float:
-    """Counters add up over subtasks; gauges (latency percentiles, model version) do not."""
-    gauge = metric["id"].endswith(("_us", "model_version"))
-    return float(metric.get("max" if gauge else "sum", 0.0))
+def _is_gauge(metric_id: str) -> bool:
+    """rtml's gauges (latency percentiles, model version); everything else adds up."""
+    return metric_id.endswith(("_us", "model_version"))
 
 
 @dataclass(frozen=True)
@@ -116,21 +115,25 @@ class FlinkRest:
         return self.job(job_id).get("vertices", [])
 
     def operator_metrics(self, job_id: str, prefix: str = "") -> dict[str, dict[str, float]]:
-        """Per job vertex: every metric whose name contains ``prefix``, summed over subtasks
-        (``/jobs/:id/vertices/:vid/subtasks/metrics`` aggregates them)."""
+        """Per job vertex: every metric whose name contains ``prefix``, aggregated over the
+        vertex's subtasks (counters summed, gauges at their maximum). Read per subtask: the
+        vertex-level listings fill in lazily and may omit metrics for a while."""
         out: dict[str, dict[str, float]] = {}
         for v in self.vertices(job_id):
-            names = [
-                m["id"]
-                for m in self.get(f"/jobs/{job_id}/vertices/{v['id']}/subtasks/metrics")
-                if prefix in m["id"]
-            ]
-            if not names:
-                continue
-            vals = self.get(
-                f"/jobs/{job_id}/vertices/{v['id']}/subtasks/metrics?get={','.join(names)}&agg=sum,max"
-            )
-            out[v["name"]] = {m["id"]: _aggregate(m) for m in vals}
+            merged: dict[str, float] = {}
+            for i in range(v.get("parallelism", 1)):
+                base = f"/jobs/{job_id}/vertices/{v['id']}/subtasks/{i}/metrics"
+                names = [m["id"] for m in self.get(base) if prefix in m["id"]]
+                if not names:
+                    continue
+                for m in self.get(f"{base}?get={','.join(names)}"):
+                    value = float(m.get("value", 0.0))
+                    if _is_gauge(m["id"]):
+                        merged[m["id"]] = max(merged.get(m["id"], value), value)
+                    else:
+                        merged[m["id"]] = merged.get(m["id"], 0.0) + value
+            if merged:
+                out[v["name"]] = merged
         return out
 
     def wait_for_state(self, job_id: str, states: set[str], timeout: float) -> str:

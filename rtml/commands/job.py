@@ -20,6 +20,8 @@ from rtml.errors import JobError, ServiceError
 from rtml.kafka_client import end_offsets, ensure_topics
 
 MONITORING_NICE = 10
+METRICS_RETRIES = 6
+METRICS_RETRY_S = 2.5
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,14 @@ def jobs_savepoint(jobmanager: str, job_id: str, directory: str | None) -> str:
 
 def jobs_metrics(jobmanager: str, job_id: str) -> dict[str, dict[str, float]]:
     """rtml's own metrics per operator (counters summed over subtasks, gauges at their max)."""
-    metrics = FlinkRest(jobmanager).operator_metrics(job_id, prefix=".rtml.")
+    rest = FlinkRest(jobmanager)
+    metrics = rest.operator_metrics(job_id, prefix=".rtml.")
+    # the JobManager fetches metrics from the TaskManagers lazily: the first query starts it
+    for _ in range(METRICS_RETRIES):
+        if metrics:
+            break
+        time.sleep(METRICS_RETRY_S)
+        metrics = rest.operator_metrics(job_id, prefix=".rtml.")
     if not metrics:
         say(f"no rtml metrics reported for job {job_id} yet (they appear after the first bundle)")
     for vertex, values in metrics.items():

@@ -168,7 +168,7 @@ def _prometheus_lines(ports: range) -> list[str]:
     return [ln for ln in lines if ln.startswith("flink_taskmanager_job_task_operator_rtml_")]
 
 
-def test_stop_with_savepoint_and_resume_at_parallelism_2_equals_uninterrupted(
+def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_uninterrupted(
     cfg, broker, model, cluster, uninterrupted
 ):
     produced, ref = uninterrupted
@@ -195,7 +195,8 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_equals_uninterrupted(
         "rtml metrics in the REST API",
     )
     names = {k.split(".rtml.")[1] for vals in metrics.values() for k in vals}
-    assert {"records_in", "dead_lettered", "late_events", "scored", "model_version"} <= names
+    # (late_events shows up with the first late event: PyFlink does not report unused counters)
+    assert {"records_in", "dead_lettered", "scored", "model_version"} <= names
     assert {"score_latency_p50_us", "score_latency_p99_us"} <= names
     version = next(
         v for vals in metrics.values() for k, v in vals.items() if k.endswith("model_version")
@@ -211,14 +212,17 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_equals_uninterrupted(
     assert 0 < done_before < produced.valid, "the stop should come mid-stream"
     assert Path(savepoint.removeprefix("file:")).exists()
 
+    # resume at parallelism 2, and on RocksDB (a canonical savepoint restores on any backend)
     resumed = submit(
         c,
-        replace(target, parallelism=2),
+        replace(target, parallelism=2, state_backend="rocksdb"),
         cluster.address,
         detached=False,
         from_savepoint=savepoint,
     )
     assert rest.job(resumed)["state"] == "FINISHED"
+    backend = rest.get(f"/jobs/{resumed}/checkpoints/config")["state_backend"]
+    assert "rocksdb" in backend.lower(), backend
     got = _results(c)
     assert got["n_scores"] == produced.valid  # nothing lost, nothing scored twice
     _assert_same(got, ref)

@@ -161,6 +161,8 @@ def test_flink_deployment_is_consistent_with_image_and_job(name, dep):
         assert factory.replace(".", "/") + ".class" in z.namelist()
     # autoscaler: scoring scales within the key-group limit; the monitors are single-key
     if a.part == "scoring":
+        # a rescaled job must compute the same features: event-time order, not arrival order
+        assert a.feature_order == "event-time"
         assert conf["job.autoscaler.enabled"] == "true"
         lo = int(conf["job.autoscaler.vertex.min-parallelism"])
         hi = int(conf["job.autoscaler.vertex.max-parallelism"])

@@ -31,7 +31,9 @@ def _group(runtime_context: RuntimeContext):
 
 def counters(runtime_context: RuntimeContext, *names: str) -> list:
     group = _group(runtime_context)
-    return [group.counter(n) if group is not None else _NoCounter() for n in names]
+    if group is None:
+        return [_NoCounter() for _ in names]
+    return [group.counter(n) for n in names]
 
 
 def gauges(runtime_context: RuntimeContext, values: dict[str, Callable[[], int]]) -> None:
