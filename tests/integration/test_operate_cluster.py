@@ -182,33 +182,9 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_unint
         lambda: end_offsets(c, [scores_topic])[scores_topic] > 0, 180, "the first committed scores"
     )
 
-    # metrics, while the job runs: the REST API and the Prometheus reporter
-    metrics = _wait(
-        lambda: (
-            (m := jobs_metrics(cluster.address, job_id))
-            and any(
-                k.endswith(".rtml.scored") and v > 0 for vals in m.values() for k, v in vals.items()
-            )
-            and m
-        ),
-        60,
-        "rtml metrics in the REST API",
-    )
-    names = {k.split(".rtml.")[1] for vals in metrics.values() for k in vals}
-    # (late_events shows up with the first late event: PyFlink does not report unused counters)
-    assert {"records_in", "dead_lettered", "scored", "model_version"} <= names
-    assert {"score_latency_p50_us", "score_latency_p99_us"} <= names
-    version = next(
-        v for vals in metrics.values() for k, v in vals.items() if k.endswith("model_version")
-    )
-    assert version == int(model.metadata.version)
-    prom = _wait(lambda: _prometheus_lines(range(19249, 19260)), 60, "Prometheus metrics")
-    assert any(re.match(r"flink_taskmanager_job_task_operator_rtml_scored\{", ln) for ln in prom)
-    assert any("rtml_score_latency_p99_us" in ln for ln in prom)
-
     savepoint = jobs_stop(cluster.address, job_id, None)
     assert rest.job(job_id)["state"] == "FINISHED"
-    done_before = end_offsets(c, [scores_topic])[scores_topic]
+    done_before = len(read_topic(c, scores_topic))
     assert 0 < done_before < produced.valid, "the stop should come mid-stream"
     assert Path(savepoint.removeprefix("file:")).exists()
 
@@ -226,3 +202,57 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_unint
     got = _results(c)
     assert got["n_scores"] == produced.valid  # nothing lost, nothing scored twice
     _assert_same(got, ref)
+
+
+def test_metrics_reach_the_rest_api_and_prometheus(cfg, broker, model, cluster):
+    """An unbounded scoring job (it cannot finish before the metrics are read)."""
+    c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("op4.")
+    produced = produce_scenario(
+        c,
+        scenario_options(
+            seed=22,
+            events=1000,
+            days=0.5,
+            drift_at_h=None,
+            drift_size=0.0,
+            bias=0.25,
+            bad_fraction=0.02,
+        ),
+    )
+    target = JobTarget(
+        Path(DEMO_CONFIG), bootstrap=broker.bootstrap, topic_prefix="op4.", part="scoring"
+    )
+    job_id = submit(c, target, cluster.address, detached=True)
+    try:
+        metrics = _wait(
+            lambda: (
+                (m := jobs_metrics(cluster.address, job_id))
+                and any(
+                    k.endswith(".rtml.scored") and v >= produced.valid
+                    for vals in m.values()
+                    for k, v in vals.items()
+                )
+                and m
+            ),
+            240,
+            "every event counted as scored in the REST API",
+        )
+        flat = {k.split(".rtml.")[1]: v for vals in metrics.values() for k, v in vals.items()}
+        # (late_events shows up with the first late event: PyFlink does not report unused counters)
+        assert flat["records_in"] == produced.events
+        assert flat["dead_lettered"] == produced.bad
+        assert flat["scored"] == produced.valid
+        assert flat["model_version"] == int(model.metadata.version)
+        assert (
+            0
+            < flat["score_latency_p50_us"]
+            <= flat["score_latency_p99_us"]
+            <= flat["score_latency_max_us"]
+        )
+        prom = _wait(lambda: _prometheus_lines(range(19249, 19260)), 60, "Prometheus metrics")
+        assert any(
+            re.match(r"flink_taskmanager_job_task_operator_rtml_scored\{", ln) for ln in prom
+        )
+        assert any("rtml_score_latency_p99_us" in ln for ln in prom)
+    finally:
+        FlinkRest(cluster.address).cancel(job_id)
