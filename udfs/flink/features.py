@@ -22,6 +22,9 @@ TTL_TIMER_GRANULARITY_MS = (
 class EntityFeaturesFunction(KeyedProcessFunction):
     """Adds the entity's features (from history before the event) to each event.
 
+    An event is late when it is older than the key's newest event by more than the allowed
+    lateness (per key, as the offline replay decides).
+
     ``ordered=False`` applies each event on arrival. ``ordered=True`` buffers events in keyed
     state until the watermark passes them and applies them in (event time, event id) order,
     so the features do not depend on how upstream subtasks interleave: the same at any
@@ -73,7 +76,7 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         """Apply one event to the key's state; returns (state, records to emit)."""
         if st is None or st.is_expired(ts):
             st = EntityFeatures(self.features)
-        if st.is_late(ts) and self._behind_watermark(ts, ctx):
+        if st.is_late(ts):
             self.late_events.inc()
             late = {
                 "reason": f"event is {(st.newest_ts - ts) // 1000}s older than the newest event of {self.entity.key}={ctx.get_current_key()}, beyond the allowed lateness of {self.features.allowed_lateness_ms // 1000}s",
@@ -90,14 +93,6 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         expiry = self._expiry_timer(st)
         if expiry != old_expiry:  # timer calls are costly in PyFlink: one per key per day at most
             ctx.timer_service().register_event_time_timer(expiry)
-
-    def _behind_watermark(self, ts: int, ctx) -> bool:
-        """Late means older than the key's newest event *and* than the operator's watermark
-        by more than the allowed lateness. Per key alone is not enough: this operator's input
-        interleaves the upstream subtasks, which during a catch-up (a backlog, a restore) can
-        run hours of event time apart; their events are on time by the watermark (the minimum
-        over the inputs) and must not be dropped."""
-        return ts < ctx.timer_service().current_watermark() - self.features.allowed_lateness_ms
 
     def _expiry_timer(self, st: EntityFeatures) -> int | None:
         if st.newest_ts is None:
