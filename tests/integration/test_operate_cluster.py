@@ -168,6 +168,10 @@ def _prometheus_lines(ports: range) -> list[str]:
     return [ln for ln in lines if ln.startswith("flink_taskmanager_job_task_operator_rtml_")]
 
 
+@pytest.mark.skip(
+    reason="not yet mid-stream: the 5,000-event input is fully processed before the first "
+    "checkpoint commits, so the stop lands after the end (issue #6 stays open)"
+)
 def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_uninterrupted(
     cfg, broker, model, cluster, uninterrupted
 ):
