@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from deploy.process import wait_for
 from rtml.errors import JobError, ServiceError
 
 
@@ -137,13 +138,15 @@ class FlinkRest:
         return out
 
     def wait_for_state(self, job_id: str, states: set[str], timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        state = "?"
-        while time.monotonic() < deadline:
-            state = self.job(job_id).get("state", "?")
-            if state in states:
-                return state
-            time.sleep(0.5)
+        seen = {"state": "?"}
+
+        def reached() -> bool:
+            seen["state"] = self.job(job_id).get("state", "?")
+            return seen["state"] in states
+
+        if wait_for(reached, timeout):
+            return seen["state"]
+        state = seen["state"]
         raise JobError(
             f"job {job_id} is {state}, not {'/'.join(sorted(states))}, after {timeout:.0f}s",
             hint="see the Flink web UI or the TaskManager logs",
