@@ -74,15 +74,20 @@ class FlinkRest:
         self._call("PATCH", f"/jobs/{job_id}")
 
     def stop_with_savepoint(
-        self, job_id: str, directory: str | None, timeout: float = 300.0
+        self, job_id: str, directory: str | None, timeout: float = 300.0, drain: bool = False
     ) -> str:
-        """Stop the job with a savepoint (sources stop first, no end-of-input watermark, so
-        event-time windows stay open in the savepoint); returns the savepoint's path."""
-        body: dict[str, Any] = {"drain": False}
+        """Stop the job with a savepoint; returns the savepoint's path. Without ``drain`` the
+        sources stop with no end-of-input watermark, so event-time windows stay open in the
+        savepoint (resume to carry on); with it, the maximum watermark flows first and fires
+        every window and timer (the end of a bounded run). Returns once the job has finished,
+        so its last transaction is committed and its slots are free."""
+        body: dict[str, Any] = {"drain": drain}
         if directory:
             body["targetDirectory"] = directory
         trigger = self._call("POST", f"/jobs/{job_id}/stop", body)["request-id"]
-        return self._await_savepoint(job_id, trigger, timeout)
+        location = self._await_savepoint(job_id, trigger, timeout)
+        self.wait_for_state(job_id, {"FINISHED"}, 60)
+        return location
 
     def savepoint(self, job_id: str, directory: str | None, timeout: float = 300.0) -> str:
         """Take a savepoint and keep the job running; returns the savepoint's path."""

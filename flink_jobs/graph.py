@@ -46,10 +46,16 @@ MONITORING_SLOTS = "monitoring"
 
 
 def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStrategy:
+    """Bounded out-of-orderness on the record's time field; idleness detection when unbounded.
+
+    The timestamp assigner goes on last: PyFlink's ``with_idleness`` returns a new strategy
+    without the Python assigner, which would silently time records by their Kafka timestamp."""
     ws = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(cfg.schema.max_out_of_orderness_ms)
-    ).with_timestamp_assigner(FieldTimestamp(time_field))
-    return ws if bounded else ws.with_idleness(Duration.of_seconds(IDLE_SOURCE_TIMEOUT_S))
+    )
+    if not bounded:
+        ws = ws.with_idleness(Duration.of_seconds(IDLE_SOURCE_TIMEOUT_S))
+    return ws.with_timestamp_assigner(FieldTimestamp(time_field))
 
 
 def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str, part: str) -> None:

@@ -183,6 +183,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where `stop`/`savepoint` write (default: the cluster's execution.checkpointing.savepoint-dir)",
     )
+    p.add_argument(
+        "--drain",
+        action="store_true",
+        help="`stop` only: end the stream first (every event-time window and pending event "
+        "fires, as at the end of a bounded run); for a job you retire, not one you resume",
+    )
 
     p = sub.add_parser(
         "reports", help="drift and fairness verdicts per window (from the last demo run by default)"
@@ -300,7 +306,7 @@ def dispatch(a: argparse.Namespace) -> int:
         if a.action == "cancel":
             job.jobs_cancel(a.jobmanager, a.job_id)
         elif a.action == "stop":
-            job.jobs_stop(a.jobmanager, a.job_id, a.savepoint_dir)
+            job.jobs_stop(a.jobmanager, a.job_id, a.savepoint_dir, drain=a.drain)
         elif a.action == "savepoint":
             job.jobs_savepoint(a.jobmanager, a.job_id, a.savepoint_dir)
         else:

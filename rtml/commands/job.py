@@ -216,12 +216,16 @@ def jobs_cancel(jobmanager: str, job_id: str) -> None:
     say(f"cancellation of {job_id} requested")
 
 
-def jobs_stop(jobmanager: str, job_id: str, directory: str | None) -> str:
-    """Stop with a savepoint; prints the path to give `rtml submit --from-savepoint`."""
-    step(f"stopping job {job_id} with a savepoint")
-    path = FlinkRest(jobmanager).stop_with_savepoint(job_id, directory)
+def jobs_stop(jobmanager: str, job_id: str, directory: str | None, drain: bool = False) -> str:
+    """Stop with a savepoint; prints the path to give `rtml submit --from-savepoint`. With
+    ``drain`` the stream ends first: every open window and buffered event is emitted."""
+    step(f"stopping job {job_id} with a savepoint{', draining it first' if drain else ''}")
+    path = FlinkRest(jobmanager).stop_with_savepoint(job_id, directory, drain=drain)
     say(f"    savepoint: {path}")
-    say(f"    resume with: rtml submit --from-savepoint {path} [--parallelism N]")
+    if drain:
+        say("    the job was drained: its windows are closed, so resume it only to start over")
+    else:
+        say(f"    resume with: rtml submit --from-savepoint {path} [--parallelism N]")
     return path
 
 

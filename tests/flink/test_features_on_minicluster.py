@@ -33,7 +33,11 @@ def scenario_records():
     return raws, events, len(sc.bad)
 
 
-def test_flink_features_equal_offline_replay(cfg):
+@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "unbounded"])
+def test_flink_features_equal_offline_replay(cfg, bounded):
+    """Unbounded jobs add idleness detection to the watermark strategy: the records must still
+    be timed by their event-time field (PyFlink's ``with_idleness`` once dropped the assigner
+    and the job ran on Kafka append times)."""
     from pyflink.common import Configuration, Types
     from pyflink.datastream import StreamExecutionEnvironment
 
@@ -47,7 +51,7 @@ def test_flink_features_equal_offline_replay(cfg):
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     raw = env.from_collection(raws, type_info=Types.STRING())
-    stream, dead = parse_events(raw, cfg, bounded=True)
+    stream, dead = parse_events(raw, cfg, bounded=bounded)
     enriched, late = add_features(stream, cfg)
     out = enriched.map(to_json_nan_safe, output_type=Types.STRING())
     tagged = out.map(lambda s: "E" + s, output_type=Types.STRING()).union(

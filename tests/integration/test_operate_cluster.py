@@ -11,6 +11,7 @@ the watermark passes); the reference applies them on arrival at parallelism 1.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -22,7 +23,8 @@ import pytest
 from deploy.flink_rest import FlinkRest
 from rtml.commands.data import produce_scenario, scenario_options
 from rtml.commands.job import JobTarget, jobs_metrics, jobs_stop, submit
-from rtml.kafka_client import end_offsets, read_topic
+from rtml.kafka_client import ensure_topics, produce, read_topic
+from rtml.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -168,50 +170,83 @@ def _prometheus_lines(ports: range) -> list[str]:
     return [ln for ln in lines if ln.startswith("flink_taskmanager_job_task_operator_rtml_")]
 
 
-@pytest.mark.skip(
-    reason="not yet mid-stream: the 5,000-event input is fully processed before the first "
-    "checkpoint commits, so the stop lands after the end (issue #6 stays open)"
-)
+def _events_in(rest: FlinkRest, job_id: str) -> int:
+    """Raw event records read so far (the labels' parser counts its own records_in)."""
+    metrics = rest.operator_metrics(job_id, "_events.rtml.records_in")
+    return int(sum(v for vals in metrics.values() for v in vals.values()))
+
+
 def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_uninterrupted(
     cfg, broker, model, cluster, uninterrupted
 ):
+    """The stream goes on while the job is down: the job reads the first 40% of the events
+    (and the labels that have arrived by then), stops with a savepoint, the rest arrives,
+    and the job resumes from the savepoint at parallelism 2 on RocksDB. At the end it is
+    stopped with ``drain`` (the end of the stream: every open window fires, as at the end of
+    the bounded reference run)."""
     produced, ref = uninterrupted
-    c, _, target = _prepared(cfg, broker, "op3.")
+    c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("op3.")
+    sc = generate(_scenario())
+    raw = list(sc.raw_events())
+    cut = int(len(raw) * 0.4)
+    valid = {json.dumps(e) for e in sc.events}
+    cut_time = max(json.loads(r)["event_time"] for r in raw[:cut] if r in valid)
+    ensure_topics(c)
+    t = c.kafka.topics
+    labels = [json.dumps(lab) for lab in sc.labels]
+    n_early_labels = sum(1 for lab in sc.labels if lab["label_time"] <= cut_time)
+    produce(c, t.events, raw[:cut])
+    produce(c, t.labels, labels[:n_early_labels])
+
+    target = JobTarget(
+        Path(DEMO_CONFIG),
+        bootstrap=broker.bootstrap,
+        topic_prefix="op3.",
+        bounded=False,
+        feature_order="event-time",
+    )
     rest = FlinkRest(cluster.address)
     job_id = submit(c, target, cluster.address, detached=True)
     rest.wait_for_state(job_id, {"RUNNING"}, 120)
-    scores_topic = c.kafka.topics.scores
-    # mid-stream: some scores committed (a checkpoint has completed), far from all of them
-    _wait(
-        lambda: end_offsets(c, [scores_topic])[scores_topic] > 0, 180, "the first committed scores"
-    )
+    _wait(lambda: _events_in(rest, job_id) >= cut, 240, f"the job to read {cut} events")
+    assert _events_in(rest, job_id) == cut
 
     savepoint = jobs_stop(cluster.address, job_id, None)
     assert rest.job(job_id)["state"] == "FINISHED"
-    done_before = len(read_topic(c, scores_topic))
-    assert 0 < done_before < produced.valid, "the stop should come mid-stream"
     assert Path(savepoint.removeprefix("file:")).exists()
+    done_before = len(read_topic(c, t.scores))
+    assert 0 < done_before < produced.valid, "the stop should come mid-stream"
+
+    # the rest of the stream arrives while the job is down
+    produce(c, t.events, raw[cut:])
+    produce(c, t.labels, labels[n_early_labels:])
 
     # resume at parallelism 2, and on RocksDB (a canonical savepoint restores on any backend)
     resumed = submit(
         c,
         replace(target, parallelism=2, state_backend="rocksdb"),
         cluster.address,
-        detached=False,
+        detached=True,
         from_savepoint=savepoint,
     )
-    assert rest.job(resumed)["state"] == "FINISHED"
+    rest.wait_for_state(resumed, {"RUNNING"}, 120)
     backend = rest.get(f"/jobs/{resumed}/checkpoints/config")["state_backend"]
     assert "rocksdb" in backend.lower(), backend
+    assert max(v["parallelism"] for v in rest.job(resumed)["vertices"]) == 2
+    _wait(
+        lambda: _events_in(rest, resumed) >= len(raw) - cut,
+        240,
+        f"the resumed job to read the other {len(raw) - cut} events",
+    )
+    assert _events_in(rest, resumed) == len(raw) - cut
+    jobs_stop(cluster.address, resumed, None, drain=True)
+    assert rest.job(resumed)["state"] == "FINISHED"
+
     got = _results(c)
     assert got["n_scores"] == produced.valid  # nothing lost, nothing scored twice
     _assert_same(got, ref)
 
 
-@pytest.mark.skip(
-    reason="records_in reads twice the events produced on the cluster (2,032 for 1,016); "
-    "to be investigated before the metrics are trusted (issue #6 stays open)"
-)
 def test_metrics_reach_the_rest_api_and_prometheus(cfg, broker, model, cluster):
     """An unbounded scoring job (it cannot finish before the metrics are read)."""
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("op4.")
