@@ -117,6 +117,16 @@ class FlinkRest:
             hint="see the JobManager log; large state may need a longer --timeout",
         )
 
+    def latest_checkpoint(self, job_id: str) -> dict | None:
+        """The latest completed checkpoint's statistics, or None."""
+        return (self.get(f"/jobs/{job_id}/checkpoints").get("latest") or {}).get("completed")
+
+    def checkpoint_state_by_vertex(self, job_id: str, checkpoint_id: int) -> dict[str, int]:
+        """Vertex name -> state size (bytes) in one completed checkpoint."""
+        names = {v["id"]: v["name"] for v in self.vertices(job_id)}
+        tasks = self.get(f"/jobs/{job_id}/checkpoints/details/{checkpoint_id}").get("tasks", {})
+        return {names.get(vid, vid): int(t.get("state_size", 0)) for vid, t in tasks.items()}
+
     def vertices(self, job_id: str) -> list[dict]:
         return self.job(job_id).get("vertices", [])
 

@@ -152,11 +152,17 @@ def check_model(cfg: JobConfig, opts: RunOptions) -> int:
 
 
 def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
-    """The job's graph: ``opts.part`` is "all" (one job), "scoring" or "monitoring".
+    """The job's graph: ``opts.part`` is "all" (one job), "scoring" or "monitoring" (or a
+    benchmark baseline, "floor" or "naive": see ``flink_jobs.baselines``).
 
     Run as two jobs, the monitors read the scores topic and can never slow scoring down (in
     one job they share its stream and CPU: measured in benchmarks/monitor_latency.py)."""
     favourable = check_model(cfg, opts)
+    if opts.part in ("floor", "naive"):
+        from flink_jobs.baselines import build_baseline
+
+        build_baseline(env, cfg, opts)
+        return
     scored = None
     if opts.part in ("all", "scoring"):
         scored = _scoring(env, cfg, opts)

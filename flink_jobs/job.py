@@ -46,9 +46,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--detached", action="store_true", help="submit and return instead of waiting")
     p.add_argument(
         "--part",
-        choices=["all", "scoring", "monitoring"],
+        choices=["all", "scoring", "monitoring", "floor", "naive"],
         default="all",
-        help="run scoring and monitoring in one job, or one of them",
+        help="run scoring and monitoring in one job, or one of them (floor and naive are the "
+        "`rtml bench` baselines)",
+    )
+    p.add_argument(
+        "--delivery",
+        choices=["exactly-once", "at-least-once"],
+        default=None,
+        help="override [job] delivery",
     )
     return p.parse_args(argv)
 
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = replace(cfg, job=replace(cfg.job, parallelism=a.parallelism))
         if a.state_backend:
             cfg = replace(cfg, job=replace(cfg.job, state_backend=a.state_backend))
+        if a.delivery:
+            cfg = replace(cfg, job=replace(cfg.job, delivery=a.delivery))
         if a.feature_order:
             cfg = replace(cfg, job=replace(cfg.job, feature_order=a.feature_order))
         version = (

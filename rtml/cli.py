@@ -62,6 +62,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bias", type=float, default=0.25)
     p.add_argument("--bad-fraction", type=float, default=0.01)
 
+    p = sub.add_parser(
+        "bench",
+        help="throughput, latency, CPU, memory and state per key of the pipeline vs the engine "
+        "floor and a naive design, on the local broker and cluster",
+    )
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--events", type=int, default=10_000, help="preloaded backlog per job")
+    p.add_argument("--seconds", type=float, default=45.0, help="paced load per latency run")
+    p.add_argument(
+        "--rate", type=float, default=None, help="offered load (default: half of (c)'s throughput)"
+    )
+    p.add_argument("--out", type=Path, default=Path("bench-results"), help="JSON and PNG go here")
+    p.add_argument("--port", type=int, default=9092, help="Kafka broker port on 127.0.0.1")
+    p.add_argument("--rest-port", type=int, default=8081, help="local Flink cluster REST port")
+
     for name, helptext in (
         ("broker", "the local Kafka broker (KRaft) on 127.0.0.1"),
         ("cluster", "the local Flink standalone session cluster"),
@@ -230,6 +245,20 @@ def dispatch(a: argparse.Namespace) -> int:
         from rtml.commands.demo import run_demo
 
         return run_demo(a.config, a.port, a.events, a.retrain, a.drift_size, a.bias, a.bad_fraction)
+    elif a.cmd == "bench":
+        from rtml.commands.bench import BenchOptions, run_bench
+
+        run_bench(
+            BenchOptions(
+                config=a.config,
+                out=a.out,
+                events=a.events,
+                seconds=a.seconds,
+                rate=a.rate,
+                broker_port=a.port,
+                rest_port=a.rest_port,
+            )
+        )
     elif a.cmd == "broker":
         from rtml.commands.services import broker
 

@@ -6,8 +6,10 @@ and the review commands pay for it, never the scoring path.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +31,28 @@ class DriftColumns:
         return self.numerical + self.categorical
 
 
+def quarantine_unreadable_snapshots(path: Path) -> list[Path]:
+    """Move snapshot files that are not valid JSON out of the workspace (into
+    ``<workspace>/quarantine/``), so one truncated file does not stop every later run from
+    opening the workspace; returns the files moved."""
+    moved = []
+    for f in sorted(path.glob("*/snapshots/*.json")):
+        try:
+            json.loads(f.read_bytes())
+        except ValueError:
+            dest = path / "quarantine" / f.parent.parent.name / f.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            f.replace(dest)
+            moved.append(dest)
+            print(
+                f"rtml: warning: drift snapshot {f} is not valid JSON (cut short?); moved it to "
+                f"{dest} so the workspace opens. Delete it, or inspect it if reports are missing.",
+                file=sys.stderr,
+                flush=True,
+            )
+    return moved
+
+
 class ReportWorkspace:
     """The Evidently workspace the drift snapshots go to (one project per job)."""
 
@@ -37,7 +61,11 @@ class ReportWorkspace:
         from evidently.ui.workspace import Workspace
 
         path.mkdir(parents=True, exist_ok=True)
-        self.ws = Workspace.create(str(path))
+        try:
+            self.ws = Workspace.create(str(path))
+        except ValueError:  # json.JSONDecodeError: a snapshot cut short (e.g. a killed writer)
+            quarantine_unreadable_snapshots(path)
+            self.ws = Workspace.create(str(path))
         found = self.ws.search_project(project)
         self.project = (
             found[0]

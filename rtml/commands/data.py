@@ -107,6 +107,33 @@ def train_model(
     return m
 
 
+def ensure_model(cfg: JobConfig, retrain: bool, events: int, days: float, bias: float) -> None:
+    """Train and register a model unless one is current (or ``retrain``): the same population
+    and events per day as the live stream, no drift, no malformed records."""
+    reg = Registry(paths.registry_dir())
+    current = reg.current_version(cfg.model.name)
+    if not retrain and current is not None:
+        say(
+            f"==> using registered model {cfg.model.name} v{current} (pass --retrain to train a new one)"
+        )
+        return
+    train_model(
+        cfg,
+        scenario_options(
+            seed=1,
+            events=events,
+            days=days,
+            drift_at_h=None,
+            drift_size=0.0,
+            bias=bias,
+            bad_fraction=0.0,
+        ),
+        None,
+        None,
+    )
+    export_model(cfg)
+
+
 def export_model(cfg: JobConfig, tolerance: float = DEFAULT_TOLERANCE, make_current: bool = True):
     step("exporting to ONNX and checking parity on held-out rows")
     reg = Registry(paths.registry_dir())

@@ -8,10 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from deploy.kafka_broker import Broker
-from models.registry import Registry
 from rtml import paths
 from rtml.commands import services
-from rtml.commands.data import export_model, produce_scenario, scenario_options, train_model
+from rtml.commands.data import ensure_model, produce_scenario, scenario_options
 from rtml.commands.job import JobTarget, run_embedded
 from rtml.commands.review import collect, print_table, remember_run
 from rtml.config import load_config
@@ -39,28 +38,8 @@ def run_demo(
     say("    " + broker.start())
     prefix = f"demo-{time.strftime('%Y%m%d%H%M%S')}."
     cfg = load_config(config).with_bootstrap(broker.bootstrap).with_topic_prefix(prefix)
-    reg = Registry(paths.registry_dir())
-    if retrain or reg.current_version(cfg.model.name) is None:
-        # same population and events per day as the live stream, twice as long, no drift
-        train_model(
-            cfg,
-            scenario_options(
-                seed=1,
-                events=2 * events,
-                days=2 * DEMO_DAYS,
-                drift_at_h=None,
-                drift_size=0.0,
-                bias=bias,
-                bad_fraction=0.0,
-            ),
-            None,
-            None,
-        )
-        export_model(cfg)
-    else:
-        say(
-            f"==> using registered model {cfg.model.name} v{reg.current_version(cfg.model.name)} (pass --retrain to train a new one)"
-        )
+    # same population and events per day as the live stream, twice as long
+    ensure_model(cfg, retrain, 2 * events, 2 * DEMO_DAYS, bias)
     opts = scenario_options(
         seed=7,
         events=events,

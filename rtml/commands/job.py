@@ -35,9 +35,10 @@ class JobTarget:
     model_version: str = "current"
     parallelism: int | None = None
     checkpoint_dir: str | None = None
-    part: str = "all"  # "all", "scoring" or "monitoring"
+    part: str = "all"  # "all", "scoring", "monitoring" (or the bench's "floor", "naive")
     state_backend: str | None = None  # None: the config's [job] state_backend
     feature_order: str | None = None  # None: the config's [job] feature_order
+    delivery: str | None = None  # None: the config's [job] delivery
 
     def args(self) -> list[str]:
         a = [
@@ -64,6 +65,8 @@ class JobTarget:
             a += ["--state-backend", self.state_backend]
         if self.feature_order:
             a += ["--feature-order", self.feature_order]
+        if self.delivery:
+            a += ["--delivery", self.delivery]
         return a + ["--part", self.part]
 
 

@@ -1,0 +1,63 @@
+"""The two baseline job graphs ``rtml bench`` measures the product's pipeline against.
+
+    floor:  events topic -> key by account (raw JSON) -> empty keyed Python function -> scores topic
+    naive:  events topic -> parse/validate -> event time
+                         -> key by entity 1 -> raw events in list state, features recomputed
+                         -> key by entity 2 -> (same)
+                         -> score (ONNX Runtime, one call per event) -> scores topic
+                         (and the dead letters, as in the product)
+
+Both read and write the same topics as the product (under the bench's topic prefix).
+"""
+
+from __future__ import annotations
+
+from pyflink.common import Types
+from pyflink.datastream import StreamExecutionEnvironment
+
+from flink_jobs.graph import RECORD, _source, _to_topic, parse_events
+from flink_jobs.options import RunOptions
+from flink_jobs.tags import SCORES_JSON
+from rtml.config import JobConfig
+from udfs.flink.baselines import KeyedPassThrough, NaiveEntityFeatures, RawJsonKey
+from udfs.flink.records import FieldKey
+from udfs.flink.scoring import ScoreFunction
+
+BASELINES = ("floor", "naive")
+
+
+def build_baseline(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
+    t = cfg.kafka.topics
+    raw = _source(env, cfg, t.events, opts.bounded, "events")
+    first_key = cfg.schema.entities[0].key
+    if opts.part == "floor":
+        out = (
+            raw.key_by(RawJsonKey(first_key), key_type=Types.STRING())
+            .process(KeyedPassThrough(), output_type=Types.STRING())
+            .uid("floor")
+            .name(f"empty keyed function by {first_key}")
+        )
+        _to_topic(cfg, out, t.scores, "scores", opts.part)
+        return
+    stream, dead = parse_events(raw, cfg, opts.bounded)
+    for entity in cfg.schema.entities:
+        if entity.name not in cfg.features.entities:
+            continue
+        stream = (
+            stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
+            .process(
+                NaiveEntityFeatures(entity, cfg.features.for_entity(entity.name)),
+                output_type=RECORD,
+            )
+            .uid(f"naive-features-{entity.name}")
+            .name(f"naive features by {entity.key}")
+        )
+    scored = (
+        stream.process(
+            ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON), output_type=RECORD
+        )
+        .uid("score")
+        .name("score (ONNX Runtime)")
+    )
+    _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores", opts.part)
+    _to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
