@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup demo test test-unit test-flink test-integration lint format stop clean
+.PHONY: setup demo bench test test-unit test-flink test-integration lint format stop clean
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "rtml: error: Java is not installed -> install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"; exit 3; }
@@ -23,6 +23,10 @@ setup: $(STAMP)
 ## Run the whole product end to end on a local Kafka broker and print a summary.
 demo: setup
 	$(BIN)/rtml demo
+
+## The benchmark: the pipeline vs the engine floor and a naive design (about 15 minutes).
+bench: setup
+	$(BIN)/rtml bench --out bench-results
 
 ## All test tiers: unit (no JVM), Flink (MiniCluster), integration (real Kafka + Flink).
 test: setup

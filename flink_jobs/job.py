@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "`rtml bench` baselines)",
     )
     p.add_argument(
+        "--bundle-time-ms",
+        type=int,
+        default=None,
+        help="override [job] bundle_time: how long a Python bundle may hold records",
+    )
+    p.add_argument(
         "--delivery",
         choices=["exactly-once", "at-least-once"],
         default=None,
@@ -80,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = replace(cfg, job=replace(cfg.job, parallelism=a.parallelism))
         if a.state_backend:
             cfg = replace(cfg, job=replace(cfg.job, state_backend=a.state_backend))
+        if a.bundle_time_ms:
+            cfg = replace(cfg, job=replace(cfg.job, bundle_time_ms=a.bundle_time_ms))
         if a.delivery:
             cfg = replace(cfg, job=replace(cfg.job, delivery=a.delivery))
         if a.feature_order:

@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
         "floor and a naive design, on the local broker and cluster",
     )
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    p.add_argument("--events", type=int, default=10_000, help="preloaded backlog per job")
+    p.add_argument("--events", type=int, default=20_000, help="preloaded backlog per job")
     p.add_argument("--seconds", type=float, default=45.0, help="paced load per latency run")
     p.add_argument(
         "--rate", type=float, default=None, help="offered load (default: half of (c)'s throughput)"
@@ -76,6 +76,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench-results"), help="JSON and PNG go here")
     p.add_argument("--port", type=int, default=9092, help="Kafka broker port on 127.0.0.1")
     p.add_argument("--rest-port", type=int, default=8081, help="local Flink cluster REST port")
+    p.add_argument(
+        "--bundle-time-ms",
+        type=int,
+        default=None,
+        help="Python bundle time for every job (default: the config's [job] bundle_time)",
+    )
 
     for name, helptext in (
         ("broker", "the local Kafka broker (KRaft) on 127.0.0.1"),
@@ -257,6 +263,7 @@ def dispatch(a: argparse.Namespace) -> int:
                 rate=a.rate,
                 broker_port=a.port,
                 rest_port=a.rest_port,
+                bundle_time_ms=a.bundle_time_ms,
             )
         )
     elif a.cmd == "broker":

@@ -20,7 +20,8 @@ def print_table(result: dict) -> None:
     say(
         f"rtml bench: {result['events_preloaded']:,} events preloaded; latency at "
         f"{result['offered_rate_eps']:,.0f} events/s offered (half of (c)'s throughput), "
-        f"{result['paced_events']:,} events"
+        f"{result['paced_events']:,} events; Python bundle time {result['bundle_time_ms']} ms, "
+        f"checkpoints every {result['checkpoint_interval_ms']} ms"
     )
     head = (
         f"{'job':<18} {'events/s':>9} {'CPU@max':>8} {'RSS MB':>7} "

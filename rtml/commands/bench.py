@@ -42,7 +42,6 @@ from rtml.commands.data import ensure_model, scenario_options
 from rtml.commands.job import JobTarget, submit
 from rtml.config import JobConfig, load_config
 from rtml.console import say, step
-from rtml.errors import JobError
 from rtml.kafka_client import end_offsets, ensure_topics, produce
 from rtml.scenarios.cards import generate
 
@@ -61,11 +60,12 @@ DRAIN_TIMEOUT_S = 180
 class BenchOptions:
     config: Path
     out: Path
-    events: int = 10_000
+    events: int = 20_000
     seconds: float = 45.0
     rate: float | None = None  # None: half of (c)'s measured throughput
     broker_port: int = 9092
     rest_port: int = 8081
+    bundle_time_ms: int | None = None  # None: the config's [job] bundle_time
 
 
 @dataclass
@@ -93,7 +93,7 @@ def run_bench(o: BenchOptions) -> dict:
     base = load_config(o.config).with_bootstrap(broker.bootstrap)
     ensure_model(base, False, 12_000, 12_000 / EVENTS_PER_DAY, 0.25)
     stamp = time.strftime("%Y%m%d%H%M%S")
-    target = JobTarget(o.config, bootstrap=broker.bootstrap)
+    target = JobTarget(o.config, bootstrap=broker.bootstrap, bundle_time_ms=o.bundle_time_ms)
     figs = {k: JobFigures(k, label) for k, label in JOBS.items()}
 
     sc = generate(_scenario(o.events, seed=11))
@@ -158,7 +158,7 @@ def run_bench(o: BenchOptions) -> dict:
         "offered_rate_eps": rate,
         "paced_events": len(paced_raw),
         "checkpoint_interval_ms": base.job.checkpoint_interval_ms,
-        "bundle_time_ms": base.job.bundle_time_ms,
+        "bundle_time_ms": o.bundle_time_ms or base.job.bundle_time_ms,
         "jobs": {k: asdict(v) for k, v in figs.items()},
     }
     result["ratios"] = ratios(result["jobs"])
@@ -221,17 +221,20 @@ def _latency_run(
 
 
 def _state_after(rest: FlinkRest, job_id: str, after_ms: float) -> dict[str, int]:
-    """State by vertex in the first checkpoint triggered after ``after_ms``."""
+    """State by vertex in the first checkpoint triggered after ``after_ms``; an overloaded job
+    may complete none in time (its barriers wait behind the backlog): then the latest one,
+    or nothing."""
     deadline = time.monotonic() + 60
+    cp = None
     while time.monotonic() < deadline:
         cp = rest.latest_checkpoint(job_id)
         if cp and cp.get("trigger_timestamp", 0) > after_ms:
-            return rest.checkpoint_state_by_vertex(job_id, cp["id"])
+            break
         time.sleep(1)
-    raise JobError(
-        f"no checkpoint of job {job_id} completed within 60s of the load",
-        hint="see the Flink web UI's checkpoint tab",
-    )
+    if not cp:
+        say(f"    no checkpoint of job {job_id} completed: state per key not measured")
+        return {}
+    return rest.checkpoint_state_by_vertex(job_id, cp["id"])
 
 
 def ratios(jobs: dict) -> dict[str, float]:

@@ -39,6 +39,7 @@ class JobTarget:
     state_backend: str | None = None  # None: the config's [job] state_backend
     feature_order: str | None = None  # None: the config's [job] feature_order
     delivery: str | None = None  # None: the config's [job] delivery
+    bundle_time_ms: int | None = None  # None: the config's [job] bundle_time
 
     def args(self) -> list[str]:
         a = [
@@ -67,6 +68,8 @@ class JobTarget:
             a += ["--feature-order", self.feature_order]
         if self.delivery:
             a += ["--delivery", self.delivery]
+        if self.bundle_time_ms:
+            a += ["--bundle-time-ms", str(self.bundle_time_ms)]
         return a + ["--part", self.part]
 
 
