@@ -53,7 +53,7 @@ def _result(a, b, c, p99_alo, p99_eo, per_key):
         lat = {"at-least-once": {"p99_ms": p99}, "exactly-once": {"p99_ms": eo}}
         return {"throughput_eps": eps, "latency": lat, "state_bytes_per_key": state}
 
-    jobs = {"floor": job(a), "naive": job(b), "all": job(c, p99_alo, p99_eo, per_key)}
+    jobs = {"floor": job(a), "naive": job(b), "scoring": job(c, p99_alo, p99_eo, per_key)}
     r = {"jobs": jobs, "checkpoint_interval_ms": 5_000}
     r["ratios"] = ratios(jobs)
     return r
