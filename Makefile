@@ -24,7 +24,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/rtml demo
 
-## The benchmark: the pipeline vs the engine floor and a naive design (about 15 minutes).
+## The benchmark: the pipeline vs the engine floor and a naive design (about 12 minutes).
 bench: setup
 	$(BIN)/rtml bench --out bench-results
 

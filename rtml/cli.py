@@ -68,8 +68,8 @@ def parser() -> argparse.ArgumentParser:
         "floor and a naive design, on the local broker and cluster",
     )
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    p.add_argument("--events", type=int, default=20_000, help="preloaded backlog per job")
-    p.add_argument("--seconds", type=float, default=45.0, help="paced load per latency run")
+    p.add_argument("--events", type=int, default=5_000, help="preloaded backlog per job")
+    p.add_argument("--seconds", type=float, default=30.0, help="paced load per latency run")
     p.add_argument(
         "--rate", type=float, default=None, help="offered load (default: half of (c)'s throughput)"
     )

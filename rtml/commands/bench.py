@@ -63,8 +63,8 @@ WARMUP_FRACTION = 0.1  # the first 10% of the paced events are not measured
 class BenchOptions:
     config: Path
     out: Path
-    events: int = 20_000
-    seconds: float = 45.0
+    events: int = 5_000
+    seconds: float = 30.0
     rate: float | None = None  # None: half of (c)'s measured throughput
     broker_port: int = 9092
     rest_port: int = 8081
