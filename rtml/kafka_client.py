@@ -10,7 +10,7 @@ from rtml.config import JobConfig
 from rtml.errors import ServiceError
 
 
-def _props(cfg: JobConfig) -> dict[str, Any]:
+def client_settings(cfg: JobConfig) -> dict[str, Any]:
     """Client security settings from [kafka.properties], in kafka-python's spelling."""
     return {k.replace(".", "_"): v for k, v in cfg.kafka.properties}
 
@@ -32,7 +32,7 @@ def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
             bootstrap_servers=servers,
             client_id="rtml-admin",
             request_timeout_ms=15000,
-            **_props(cfg),
+            **client_settings(cfg),
         )
     except KafkaError as e:
         raise _unreachable(servers, e) from None
@@ -68,7 +68,7 @@ def produce(
             acks="all",
             linger_ms=20,
             batch_size=256 * 1024,
-            **_props(cfg),
+            **client_settings(cfg),
         )
     except KafkaError as e:
         raise _unreachable(servers, e) from None
@@ -95,7 +95,7 @@ def read_topic(cfg: JobConfig, topic: str, timeout_ms: int = 5000, parse: bool =
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         consumer_timeout_ms=timeout_ms,
-        **_props(cfg),
+        **client_settings(cfg),
     )
     try:
         parts = c.partitions_for_topic(topic)
@@ -126,7 +126,7 @@ def end_offsets(cfg: JobConfig, topics: Iterable[str]) -> dict[str, int]:
     c = KafkaConsumer(
         bootstrap_servers=cfg.kafka.bootstrap_servers,
         isolation_level="read_committed",
-        **_props(cfg),
+        **client_settings(cfg),
     )
     try:
         out = {}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from rtml.config import JobConfig
 from rtml.errors import ServiceError
+from rtml.kafka_client import client_settings
 
 TICK_S = 0.005  # the paced producer sends every 5 ms
 
@@ -20,7 +21,7 @@ def produce_paced(cfg: JobConfig, topic: str, records: Sequence[str], rate: floa
         bootstrap_servers=cfg.kafka.bootstrap_servers,
         acks=1,
         linger_ms=0,
-        **dict(cfg.kafka.properties),
+        **client_settings(cfg),
     )
     try:
         t0 = time.monotonic()

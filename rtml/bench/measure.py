@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from rtml.config import JobConfig
+from rtml.kafka_client import client_settings
 
 
 def event_id_of(raw: str | bytes, field: str) -> str | None:
@@ -31,7 +32,7 @@ def append_times(cfg: JobConfig, topic: str, id_field: str) -> dict[str, int]:
         bootstrap_servers=cfg.kafka.bootstrap_servers,
         isolation_level="read_committed",
         enable_auto_commit=False,
-        **dict(cfg.kafka.properties),
+        **client_settings(cfg),
     )
     try:
         tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
