@@ -15,15 +15,11 @@ from __future__ import annotations
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
-from flink_jobs.graph import RECORD, _source, _to_topic, parse_events
+from flink_jobs.graph import RECORD, _source, _to_topic, parse_events, score_to_topic
 from flink_jobs.options import RunOptions
-from flink_jobs.tags import SCORES_JSON
 from rtml.config import JobConfig
 from udfs.flink.baselines import KeyedPassThrough, NaiveEntityFeatures, RawJsonKey
 from udfs.flink.records import FieldKey
-from udfs.flink.scoring import ScoreFunction
-
-BASELINES = ("floor", "naive")
 
 
 def build_baseline(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
@@ -52,12 +48,5 @@ def build_baseline(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOpt
             .uid(f"naive-features-{entity.name}")
             .name(f"naive features by {entity.key}")
         )
-    scored = (
-        stream.process(
-            ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON), output_type=RECORD
-        )
-        .uid("score")
-        .name("score (ONNX Runtime)")
-    )
-    _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores", opts.part)
+    score_to_topic(stream, cfg, opts)
     _to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)

@@ -180,6 +180,17 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
     raw = _source(env, cfg, t.events, opts.bounded, "events")
     stream, event_dead_letters = parse_events(raw, cfg, opts.bounded)
     stream, late = add_features(stream, cfg)
+    scored = score_to_topic(stream, cfg, opts)
+    _to_topic(cfg, event_dead_letters, t.dead_letter, "dead-letters", opts.part)
+    if late:
+        late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
+        _to_topic(cfg, late_all, t.late, "late-events", opts.part)
+    return scored
+
+
+def score_to_topic(stream: DataStream, cfg: JobConfig, opts: RunOptions) -> DataStream:
+    """Score every event (ONNX Runtime) and sink the score records to the scores topic;
+    returns the scored stream (for the monitors)."""
     scored = (
         stream.process(
             ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON), output_type=RECORD
@@ -187,11 +198,9 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
         .uid("score")
         .name("score (ONNX Runtime)")
     )
-    _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores", opts.part)
-    _to_topic(cfg, event_dead_letters, t.dead_letter, "dead-letters", opts.part)
-    if late:
-        late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
-        _to_topic(cfg, late_all, t.late, "late-events", opts.part)
+    _to_topic(
+        cfg, scored.get_side_output(SCORES_JSON), cfg.kafka.topics.scores, "scores", opts.part
+    )
     return scored
 
 
