@@ -16,6 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rtml.errors import RtmlError  # noqa: E402
 
+# command-line options that override the [job] setting of the same name when given
+JOB_OVERRIDES = ("parallelism", "state_backend", "bundle_time_ms", "delivery", "feature_order")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="flink_jobs.job", description="Run the rtml scoring job")
@@ -82,16 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = cfg.with_bootstrap(a.bootstrap)
         if a.topic_prefix:
             cfg = cfg.with_topic_prefix(a.topic_prefix)
-        if a.parallelism:
-            cfg = replace(cfg, job=replace(cfg.job, parallelism=a.parallelism))
-        if a.state_backend:
-            cfg = replace(cfg, job=replace(cfg.job, state_backend=a.state_backend))
-        if a.bundle_time_ms:
-            cfg = replace(cfg, job=replace(cfg.job, bundle_time_ms=a.bundle_time_ms))
-        if a.delivery:
-            cfg = replace(cfg, job=replace(cfg.job, delivery=a.delivery))
-        if a.feature_order:
-            cfg = replace(cfg, job=replace(cfg.job, feature_order=a.feature_order))
+        overrides = {k: v for k in JOB_OVERRIDES if (v := getattr(a, k))}
+        if overrides:
+            cfg = replace(cfg, job=replace(cfg.job, **overrides))
         version = (
             Registry(Path(a.registry)).resolve(cfg.model.name, a.model_version).metadata.version
         )

@@ -52,25 +52,26 @@ class JobTarget:
             "--model-version",
             self.model_version,
         ]
-        if self.bootstrap:
-            a += ["--bootstrap", self.bootstrap]
-        if self.topic_prefix:
-            a += ["--topic-prefix", self.topic_prefix]
+        for name in _OPTIONAL_ARGS:
+            value = getattr(self, name)
+            if value:
+                a += [f"--{name.replace('_', '-')}", str(value)]
         if self.bounded:
             a.append("--bounded")
-        if self.parallelism:
-            a += ["--parallelism", str(self.parallelism)]
-        if self.checkpoint_dir:
-            a += ["--checkpoint-dir", self.checkpoint_dir]
-        if self.state_backend:
-            a += ["--state-backend", self.state_backend]
-        if self.feature_order:
-            a += ["--feature-order", self.feature_order]
-        if self.delivery:
-            a += ["--delivery", self.delivery]
-        if self.bundle_time_ms:
-            a += ["--bundle-time-ms", str(self.bundle_time_ms)]
         return a + ["--part", self.part]
+
+
+# JobTarget fields passed to the job entry point as `--<name>` when set
+_OPTIONAL_ARGS = (
+    "bootstrap",
+    "topic_prefix",
+    "parallelism",
+    "checkpoint_dir",
+    "state_backend",
+    "feature_order",
+    "delivery",
+    "bundle_time_ms",
+)
 
 
 def _log_path(kind: str) -> Path:
