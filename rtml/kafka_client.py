@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from rtml.config import JobConfig
@@ -87,6 +87,15 @@ def produce(
 
 def read_topic(cfg: JobConfig, topic: str, timeout_ms: int = 5000, parse: bool = True) -> list[Any]:
     """Every committed record of a topic, from the beginning to its current end."""
+    return [
+        json.loads(m.value) if parse else m.value.decode("utf-8", "replace")
+        for m in iter_records(cfg, topic, timeout_ms)
+    ]
+
+
+def iter_records(cfg: JobConfig, topic: str, timeout_ms: int = 5000) -> Iterator[Any]:
+    """Every committed record (kafka-python ``ConsumerRecord``: value, timestamp, ...) of a
+    topic, from the beginning to its end offsets as of the call."""
     from kafka import KafkaConsumer, TopicPartition
 
     c = KafkaConsumer(
@@ -100,22 +109,19 @@ def read_topic(cfg: JobConfig, topic: str, timeout_ms: int = 5000, parse: bool =
     try:
         parts = c.partitions_for_topic(topic)
         if not parts:
-            return []
+            return
         tps = [TopicPartition(topic, p) for p in parts]
         c.assign(tps)
         c.seek_to_beginning(*tps)
         end = c.end_offsets(tps)
-        out: list[Any] = []
         pending = {tp for tp in tps if end[tp] > 0}
         while pending:
             batch = c.poll(timeout_ms=timeout_ms)
             if not batch:
                 break
             for msgs in batch.values():
-                for m in msgs:
-                    out.append(json.loads(m.value) if parse else m.value.decode("utf-8", "replace"))
+                yield from msgs
             pending = {tp for tp in pending if c.position(tp) < end[tp]}
-        return out
     finally:
         c.close()
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from rtml.config import JobConfig
-from rtml.kafka_client import client_settings
+from rtml.kafka_client import iter_records
 
 
 def event_id_of(raw: str | bytes, field: str) -> str | None:
@@ -26,31 +26,12 @@ def event_id_of(raw: str | bytes, field: str) -> str | None:
 
 def append_times(cfg: JobConfig, topic: str, id_field: str) -> dict[str, int]:
     """event id -> broker append time (ms) of its first record in ``topic`` (read_committed)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    c = KafkaConsumer(
-        bootstrap_servers=cfg.kafka.bootstrap_servers,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        **client_settings(cfg),
-    )
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
-        if not tps:
-            return {}
-        c.assign(tps)
-        c.seek_to_beginning(*tps)
-        end = c.end_offsets(tps)
-        out: dict[str, int] = {}
-        while any(c.position(tp) < end[tp] for tp in tps):
-            for records in c.poll(timeout_ms=2000, max_records=5000).values():
-                for r in records:
-                    eid = event_id_of(r.value, id_field)
-                    if eid is not None:
-                        out.setdefault(eid, r.timestamp)
-        return out
-    finally:
-        c.close()
+    out: dict[str, int] = {}
+    for r in iter_records(cfg, topic):
+        eid = event_id_of(r.value, id_field)
+        if eid is not None:
+            out.setdefault(eid, r.timestamp)
+    return out
 
 
 def throughput(out_times: Iterable[int]) -> float:
