@@ -43,6 +43,12 @@ class Cluster:
     # off unless asked for; each JobManager/TaskManager takes a port from this range
     prometheus_ports: str | None = None
 
+    @classmethod
+    def on_port(cls, rest_port: int, **kw) -> Cluster:
+        """A local cluster on ``rest_port``, its RPC port at the same offset from 6123, so
+        clusters on different REST ports never collide."""
+        return cls(rest_port=rest_port, rpc_port=rest_port - 8081 + 6123, **kw)
+
     @property
     def address(self) -> str:
         return f"{HOST}:{self.rest_port}"

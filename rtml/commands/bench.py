@@ -89,7 +89,7 @@ def run_bench(o: BenchOptions) -> dict:
     broker = Broker(port=o.broker_port)
     step("starting the Kafka broker (KRaft, 127.0.0.1)")
     say("    " + broker.start())
-    cluster = Cluster(rest_port=o.rest_port, rpc_port=o.rest_port - 8081 + 6123, slots=2)
+    cluster = Cluster.on_port(o.rest_port, slots=2)
     if not cluster.running():
         step("starting the local Flink cluster (1 TaskManager, 2 slots)")
         say("    " + cluster.start(taskmanagers=1))

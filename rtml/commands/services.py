@@ -42,12 +42,7 @@ def broker(action: str, port: int) -> None:
 def cluster(
     action: str, rest_port: int, taskmanagers: int, slots: int, prometheus_ports: str | None = None
 ) -> None:
-    c = Cluster(
-        rest_port=rest_port,
-        rpc_port=rest_port - 8081 + 6123,
-        slots=slots,
-        prometheus_ports=prometheus_ports,
-    )
+    c = Cluster.on_port(rest_port, slots=slots, prometheus_ports=prometheus_ports)
     if action == "start":
         say(c.start(taskmanagers=taskmanagers))
     elif action == "stop":
