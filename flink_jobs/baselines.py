@@ -48,5 +48,5 @@ def build_baseline(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOpt
             .uid(f"naive-features-{entity.name}")
             .name(f"naive features by {entity.key}")
         )
-    score_to_topic(stream, cfg, opts)
+    score_to_topic(env, stream, cfg, opts)
     _to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)

@@ -5,6 +5,7 @@
                  -> key by entity 1 -> features (state) --(late)--> late-events topic
                  -> key by entity 2 -> features (state) ...
                  -> score (ONNX Runtime) -> scores topic
+                        ^-- control topic (broadcast: switch model version) --> alerts topic
                         |-> fairness per window  <- labels topic (parse, event time)
                         |   (labels joined by event id in state, time-out)  -> fairness topic
                         '-> drift per window (Evidently, workspace)         -> drift topic
@@ -19,26 +20,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 
 from flink_jobs import kafka_io
 from flink_jobs.options import RunOptions
-from flink_jobs.tags import ALERTS, DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS, SCORES_JSON
-from models.registry import Registry
+from flink_jobs.tags import (
+    ALERTS,
+    DEAD_LETTERS,
+    LABEL_DEAD_LETTERS,
+    LATE_EVENTS,
+    MODEL_EVENTS,
+    SCORES_JSON,
+)
 from rtml.config import JobConfig
 from udfs.flink.features import EntityFeaturesFunction
 from udfs.flink.monitoring import DriftFunction, FairnessFunction
 from udfs.flink.parse import ParseRecords
 from udfs.flink.records import ConstantKey, FieldKey, FieldTimestamp
-from udfs.flink.scoring import ScoreFunction
-from udfs.scoring import OnnxScorer
+from udfs.flink.scoring import ACTIVE_MODEL, ScoreFunction
+from udfs.serving import load_serving_model
 from udfs.validation import parse_event, parse_label, parse_score
 
 RECORD = Types.PICKLED_BYTE_ARRAY()  # in-cluster records between Python operators
 IDLE_SOURCE_TIMEOUT_S = 30
+# The control topic is quiet almost always: idle after a second, so that it never holds the
+# scoring operator's watermark back (its records are timed by their Kafka timestamps).
+IDLE_CONTROL_TIMEOUT_S = 1
 # Monitors get their own slot, hence their own Python worker (Evidently's imports and memory
 # stay out of the scoring worker). They still slow scoring down through the shared stream and
 # CPU: measured in benchmarks/monitor_latency.py, see README "Limits".
@@ -144,11 +153,8 @@ def parse_events(raw: DataStream, cfg: JobConfig, bounded: bool) -> tuple[DataSt
 
 def check_model(cfg: JobConfig, opts: RunOptions) -> int:
     """Refuse to build a job whose model does not fit it; returns the favourable outcome."""
-    reg = Registry(Path(opts.registry))
-    mv = reg.resolve(cfg.model.name, opts.model_version)
-    reg.verify(mv)
-    OnnxScorer.from_metadata(mv.onnx_path, mv.metadata).check_columns(cfg.model_inputs)
-    return mv.metadata.favourable_outcome
+    m = load_serving_model(opts.registry, cfg.model.name, opts.model_version, cfg.model_inputs)
+    return m.metadata.favourable_outcome
 
 
 def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
@@ -180,7 +186,7 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
     raw = _source(env, cfg, t.events, opts.bounded, "events")
     stream, event_dead_letters = parse_events(raw, cfg, opts.bounded)
     stream, late = add_features(stream, cfg)
-    scored = score_to_topic(stream, cfg, opts)
+    scored = score_to_topic(env, stream, cfg, opts)
     _to_topic(cfg, event_dead_letters, t.dead_letter, "dead-letters", opts.part)
     if late:
         late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
@@ -188,19 +194,37 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
     return scored
 
 
-def score_to_topic(stream: DataStream, cfg: JobConfig, opts: RunOptions) -> DataStream:
-    """Score every event (ONNX Runtime) and sink the score records to the scores topic;
-    returns the scored stream (for the monitors)."""
+def _model_switches(env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bool) -> DataStream:
+    """The control topic, from the records that arrive after the job first starts (a restored
+    job resumes at its checkpointed offsets), broadcast to every scoring subtask."""
+    watermarks = WatermarkStrategy.for_monotonous_timestamps().with_idleness(
+        Duration.of_seconds(IDLE_CONTROL_TIMEOUT_S)
+    )
+    src = kafka_io.source(cfg, cfg.kafka.topics.control, bounded, new_only=True)
+    return (
+        env.from_source(src, watermarks, "control source")
+        .uid("source-control")
+        .set_parallelism(1)
+        .broadcast(ACTIVE_MODEL)
+    )
+
+
+def score_to_topic(
+    env: StreamExecutionEnvironment, stream: DataStream, cfg: JobConfig, opts: RunOptions
+) -> DataStream:
+    """Score every event (ONNX Runtime) with the model the control topic last activated and
+    sink the score records to the scores topic, model switches to the alerts topic; returns
+    the scored stream (for the monitors)."""
+    score = ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON, MODEL_EVENTS)
     scored = (
-        stream.process(
-            ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON), output_type=RECORD
-        )
+        stream.connect(_model_switches(env, cfg, opts.bounded))
+        .process(score, output_type=RECORD)
         .uid("score")
         .name("score (ONNX Runtime)")
     )
-    _to_topic(
-        cfg, scored.get_side_output(SCORES_JSON), cfg.kafka.topics.scores, "scores", opts.part
-    )
+    t = cfg.kafka.topics
+    _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores", opts.part)
+    _to_topic(cfg, scored.get_side_output(MODEL_EVENTS), t.alerts, "model-events", opts.part)
     return scored
 
 

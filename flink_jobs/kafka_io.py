@@ -15,15 +15,16 @@ from pyflink.datastream.connectors.kafka import (
 from rtml.config import JobConfig
 
 
-def source(cfg: JobConfig, topic: str, bounded: bool) -> KafkaSource:
+def source(cfg: JobConfig, topic: str, bounded: bool, new_only: bool = False) -> KafkaSource:
+    """Resumes from the group's committed offsets; without them, reads the topic from its start
+    (or, ``new_only``, only what arrives after the job starts)."""
+    reset = KafkaOffsetResetStrategy.LATEST if new_only else KafkaOffsetResetStrategy.EARLIEST
     b = (
         KafkaSource.builder()
         .set_bootstrap_servers(cfg.kafka.bootstrap_servers)
         .set_topics(topic)
         .set_group_id(cfg.kafka.group_id)
-        .set_starting_offsets(
-            KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
-        )
+        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(reset))
         .set_value_only_deserializer(SimpleStringSchema())
         .set_property("isolation.level", "read_committed")
         .set_property("commit.offsets.on.checkpoint", "true")

@@ -8,3 +8,4 @@ LABEL_DEAD_LETTERS = OutputTag("label-dead-letters", Types.STRING())
 LATE_EVENTS = OutputTag("late-events", Types.STRING())
 ALERTS = OutputTag("alerts", Types.STRING())  # fairness breaches and drifted windows
 SCORES_JSON = OutputTag("scores-json", Types.STRING())  # what the scores topic receives
+MODEL_EVENTS = OutputTag("model-events", Types.STRING())  # models activated or rejected

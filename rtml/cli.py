@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rtml import paths
 from rtml.console import fail
-from rtml.errors import RtmlError
+from rtml.errors import ConfigError, RtmlError
 
 DEFAULT_CONFIG = paths.DEPLOY_DIR / "configs" / "cards.toml"
 
@@ -142,10 +142,14 @@ def parser() -> argparse.ArgumentParser:
         "--no-current", action="store_true", help="register without making it the current version"
     )
 
-    p = sub.add_parser("models", help="list or show registered models")
-    p.add_argument("action", choices=["list", "show"])
-    p.add_argument("name", nargs="?", default="cards-fraud")
+    p = sub.add_parser(
+        "models",
+        help="list or show registered models; activate a version (running jobs switch to it)",
+    )
+    p.add_argument("action", choices=["list", "show", "activate"])
+    p.add_argument("name", nargs="?", default=None, help="model name (default: the config's)")
     p.add_argument("--version", default="current")
+    _config_arg(p)
 
     for name, helptext in (
         ("run", "run the job on the embedded Flink MiniCluster"),
@@ -303,9 +307,25 @@ def dispatch(a: argparse.Namespace) -> int:
 
         export_model(_load(a), a.tolerance, not a.no_current)
     elif a.cmd == "models":
-        from rtml.commands.data import models_list, models_show
+        from rtml.commands.data import models_activate, models_list, models_show
 
-        models_list() if a.action == "list" else models_show(a.name, a.version)
+        if a.action == "list":
+            models_list()
+        elif a.action == "show":
+            models_show(a.name or _load(a).model.name, a.version)
+        else:
+            cfg = _load(a)
+            if a.name not in (None, cfg.model.name):
+                raise ConfigError(
+                    f"the config's job serves {cfg.model.name!r}, not {a.name!r}",
+                    hint="pass the config of the job that serves this model",
+                )
+            if not a.version.isdigit():
+                raise ConfigError(
+                    f"--version {a.version!r} is not a version number",
+                    hint="pick one from `rtml models list`",
+                )
+            models_activate(cfg, a.version)
     elif a.cmd in ("run", "submit"):
         from rtml.commands.job import JobTarget, run_embedded, submit
 

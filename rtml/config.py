@@ -78,6 +78,7 @@ class Topics:
     fairness: str
     drift: str
     alerts: str
+    control: str  # model switches for the running job (`rtml models activate`)
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -89,6 +90,7 @@ class Topics:
             self.fairness,
             self.drift,
             self.alerts,
+            self.control,
         )
 
 
@@ -180,6 +182,12 @@ class JobConfig:
 
 
 # ---------------------------------------------------------------------------------------
+def _default_control_topic(events: str) -> str:
+    """``cards.events`` -> ``cards.control``; a topic without a dot gets ``-control``."""
+    head, dot, _ = events.rpartition(".")
+    return f"{head}.control" if dot else f"{events}-control"
+
+
 def load_config(path: str | Path) -> JobConfig:
     p = Path(path)
     if not p.is_file():
@@ -255,6 +263,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
 
     k = _section(raw, "kafka", src)
     t = _req(k, "topics", "[kafka]")
+    t = {"control": _default_control_topic(str(t.get("events", ""))), **t}
     try:
         topics = Topics(**{name: str(t[name]) for name in Topics.__dataclass_fields__})
     except KeyError as e:

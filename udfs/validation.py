@@ -29,20 +29,25 @@ def _loads(raw: str | bytes) -> Any:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise RecordError(
-                "invalid_utf8", f"record is not valid UTF-8 ({e.reason} at byte {e.start})"
+                "invalid_utf8",
+                f"record is not valid UTF-8 ({e.reason} at byte {e.start}) -> encode records as UTF-8 at the producer",
             ) from None
     if "\ufffd" in raw:
         raise RecordError(
-            "invalid_utf8", "record contains bytes that are not valid UTF-8 (decoded as U+FFFD)"
+            "invalid_utf8",
+            "record contains bytes that are not valid UTF-8 (decoded as U+FFFD) -> encode records as UTF-8 at the producer",
         )
     if len(raw) > MAX_RAW_BYTES:
         raise RecordError(
-            "too_large", f"record is {len(raw)} bytes, over the {MAX_RAW_BYTES} byte limit"
+            "too_large",
+            f"record is {len(raw)} bytes, over the {MAX_RAW_BYTES} byte limit -> send large payloads by reference, not inline",
         )
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
-        raise RecordError("invalid_json", f"record is not valid JSON: {e}") from None
+        raise RecordError(
+            "invalid_json", f"record is not valid JSON: {e} -> send one JSON document per message"
+        ) from None
 
 
 def _record_id(doc: Any, id_field: str) -> str | None:
@@ -56,9 +61,7 @@ def _record_id(doc: Any, id_field: str) -> str | None:
 NO_ID = "<no event id>"
 
 
-def _json_object(
-    raw: str | bytes, id_field: str, what: str, fix: str
-) -> tuple[dict[str, Any], str]:
+def json_object(raw: str | bytes, id_field: str, what: str, fix: str) -> tuple[dict[str, Any], str]:
     """Decode one record that must be a JSON object; returns it and its id (or ``NO_ID``)."""
     doc = _loads(raw)
     rid = _record_id(doc, id_field) or NO_ID
@@ -178,7 +181,7 @@ def _check_field(f: FieldSpec, v: Any, rid: str, now_ms: int, schema: EventSchem
 
 
 def parse_event(raw: str | bytes, schema: EventSchema, now_ms: int | None = None) -> dict[str, Any]:
-    doc, rid = _json_object(raw, schema.event_id, "record", "send one JSON object per message")
+    doc, rid = json_object(raw, schema.event_id, "record", "send one JSON object per message")
     now = int(time.time() * 1000) if now_ms is None else now_ms
     out: dict[str, Any] = {}
     for f in schema.fields:
@@ -198,7 +201,7 @@ def parse_event(raw: str | bytes, schema: EventSchema, now_ms: int | None = None
 
 
 def parse_label(raw: str | bytes, labels: LabelSettings) -> dict[str, Any]:
-    doc, rid = _json_object(raw, labels.event_id, "label", "send one JSON object per label")
+    doc, rid = json_object(raw, labels.event_id, "label", "send one JSON object per label")
     if rid == NO_ID:
         raise RecordError(
             "missing_field",
@@ -243,7 +246,7 @@ def dead_letter(raw: str | bytes, err: RecordError, source: str) -> dict[str, An
 
 def parse_score(raw: str | bytes, schema: EventSchema) -> dict[str, Any]:
     """A record of the scores topic, for the monitoring job (the scoring job's own output)."""
-    doc, rid = _json_object(raw, schema.event_id, "score", "read the scores topic of an rtml job")
+    doc, rid = json_object(raw, schema.event_id, "score", "read the scores topic of an rtml job")
     for name, kinds in (
         (schema.event_time, (int,)),
         ("score", (int, float)),

@@ -174,3 +174,21 @@ def models_show(name: str, version: str) -> None:
     mv = reg.resolve(name, version)
     say(f"{mv.path}")
     say((mv.path / "model_card.md").read_text())
+
+
+def models_activate(cfg: JobConfig, version: str) -> None:
+    """Check ``version`` as the job will (hash, schema, a probe row), make it current in the
+    registry, and tell running jobs through the control topic: each switches between two
+    events, or rejects it and keeps serving (the verdict goes to the alerts topic)."""
+    from rtml.kafka_client import ensure_topics, produce
+    from udfs.serving import ModelSwitch, load_serving_model
+
+    reg = Registry(paths.registry_dir())
+    m = load_serving_model(reg.root, cfg.model.name, version, cfg.model_inputs)
+    reg.set_current(m.name, m.version)
+    topic = cfg.kafka.topics.control
+    ensure_topics(cfg, [topic])
+    produce(cfg, topic, [ModelSwitch(m.name, m.version).to_json()])
+    say(
+        f"{m.name} v{m.version} is current; running jobs switch to it ({topic}, verdicts on {cfg.kafka.topics.alerts})"
+    )
