@@ -117,6 +117,11 @@ class FlinkRest:
             hint="see the JobManager log; large state may need a longer --timeout",
         )
 
+    def restarts(self, job_id: str) -> int:
+        """How often the job has restarted since it was submitted (Flink's numRestarts)."""
+        values = self.get(f"/jobs/{job_id}/metrics?get=numRestarts")
+        return int(float(values[0]["value"])) if values else 0
+
     def latest_checkpoint(self, job_id: str) -> dict | None:
         """The latest completed checkpoint's statistics, or None."""
         return (self.get(f"/jobs/{job_id}/checkpoints").get("latest") or {}).get("completed")

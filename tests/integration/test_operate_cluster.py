@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from rtml.commands.job import JobTarget, jobs_metrics, jobs_stop, submit
 from rtml.kafka_client import ensure_topics, produce, read_topic
 from rtml.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
+from tests.integration.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -149,16 +149,6 @@ def test_parallelism_2_on_two_taskmanagers_equals_parallelism_1(
     _assert_same(_results(c), ref)
 
 
-def _wait(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _prometheus_lines(ports: range) -> list[str]:
     lines: list[str] = []
     for port in ports:
@@ -208,7 +198,7 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_unint
     rest = FlinkRest(cluster.address)
     job_id = submit(c, target, cluster.address, detached=True)
     rest.wait_for_state(job_id, {"RUNNING"}, 120)
-    _wait(lambda: _events_in(rest, job_id) >= cut, 240, f"the job to read {cut} events")
+    wait_for(lambda: _events_in(rest, job_id) >= cut, 240, f"the job to read {cut} events")
     assert _events_in(rest, job_id) == cut
 
     savepoint = jobs_stop(cluster.address, job_id, None)
@@ -233,7 +223,7 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_unint
     backend = rest.get(f"/jobs/{resumed}/checkpoints/config")["state_backend"]
     assert "rocksdb" in backend.lower(), backend
     assert max(v["parallelism"] for v in rest.job(resumed)["vertices"]) == 2
-    _wait(
+    wait_for(
         lambda: _events_in(rest, resumed) >= len(raw) - cut,
         240,
         f"the resumed job to read the other {len(raw) - cut} events",
@@ -267,7 +257,7 @@ def test_metrics_reach_the_rest_api_and_prometheus(cfg, broker, model, cluster):
     )
     job_id = submit(c, target, cluster.address, detached=True)
     try:
-        metrics = _wait(
+        metrics = wait_for(
             lambda: (
                 (m := jobs_metrics(cluster.address, job_id))
                 and any(
@@ -292,7 +282,7 @@ def test_metrics_reach_the_rest_api_and_prometheus(cfg, broker, model, cluster):
             <= flat["score_latency_p99_us"]
             <= flat["score_latency_max_us"]
         )
-        prom = _wait(lambda: _prometheus_lines(range(19249, 19260)), 60, "Prometheus metrics")
+        prom = wait_for(lambda: _prometheus_lines(range(19249, 19260)), 60, "Prometheus metrics")
         assert any(
             re.match(r"flink_taskmanager_job_task_operator_rtml_scored\{", ln) for ln in prom
         )

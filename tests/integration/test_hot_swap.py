@@ -1,0 +1,139 @@
+"""Hot-swap on a running job (session cluster, exactly-once): faulty models offered through
+the control topic are rejected while the current model keeps serving; a good one is switched
+to between two events, with no event lost or scored twice; after a stop and restore the job
+serves the version its broadcast state holds, not the one it was submitted with."""
+
+from __future__ import annotations
+
+import collections
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from deploy.flink_rest import FlinkRest
+from models.registry import Registry
+from rtml import paths
+from rtml.commands.data import export_model, models_activate, scenario_options
+from rtml.commands.job import JobTarget, jobs_stop, submit
+from rtml.errors import ModelError
+from rtml.kafka_client import ensure_topics, produce, read_topic
+from rtml.scenarios.cards import generate
+from tests import model_faults
+from tests.conftest import DEMO_CONFIG
+from tests.integration.waiting import wait_for
+from udfs.serving import ModelSwitch
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "hs."
+REJECTED_BECAUSE = {
+    "tampered": "corrupt or was replaced",
+    "truncated": "ONNX Runtime cannot load",
+    "renamed_input": "does not produce: ['amount_usd']",
+    "wrong_input_type": "fails on a probe row",
+}
+
+
+@pytest.fixture
+def registry(model):
+    """The session's registry, with its current version put back afterwards."""
+    reg = Registry(paths.registry_dir())
+    current = reg.current_version(model.metadata.name)
+    yield reg
+    reg.set_current(model.metadata.name, current)
+
+
+def _batches(n: int) -> list[list[str]]:
+    sc = generate(
+        scenario_options(
+            seed=31,
+            events=4000,
+            days=1.0,
+            drift_at_h=None,
+            drift_size=0.0,
+            bias=0.2,
+            bad_fraction=0,
+        )
+    )
+    events = [json.dumps(e) for e in sc.events]
+    size = len(events) // n
+    return [events[i * size : (i + 1) * size] for i in range(n)]
+
+
+def _scores(c) -> list[dict]:
+    return read_topic(c, c.kafka.topics.scores)
+
+
+def _alerts(c, kind: str) -> list[dict]:
+    return [a for a in read_topic(c, c.kafka.topics.alerts) if a.get("kind") == kind]
+
+
+def test_hot_swap_rejects_faulty_models_and_switches_with_nothing_lost_or_doubled(
+    cfg, broker, model, cluster, registry
+):
+    c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix(PREFIX)
+    name, v1 = model.metadata.name, model.metadata.version
+    faults = model_faults.all_faults(registry, model, "amount")
+    v2 = export_model(c, make_current=False).metadata.version
+    ensure_topics(c)
+    t = c.kafka.topics
+    a, b, d, e = _batches(4)
+
+    produce(c, t.events, a)
+    target = JobTarget(
+        Path(DEMO_CONFIG), bootstrap=broker.bootstrap, topic_prefix=PREFIX, part="scoring"
+    )
+    rest = FlinkRest(cluster.address)
+    job = submit(c, replace(target, model_version=v1), cluster.address, detached=True)
+    rest.wait_for_state(job, {"RUNNING"}, 120)
+    wait_for(lambda: len(_scores(c)) >= len(a), 240, f"{len(a)} scores from batch A")
+
+    # the faulty versions, offered straight to the running job (the CLI would refuse them)
+    for version in faults.values():
+        with pytest.raises(ModelError):
+            models_activate(c, version)
+    produce(c, t.control, [ModelSwitch(name, v).to_json() for v in faults.values()])
+    rejected = wait_for(
+        lambda: (r := _alerts(c, "model_rejected")) and len(r) >= len(faults) and r,
+        120,
+        "the job's verdicts on the faulty models",
+    )
+    produce(c, t.events, b)
+    wait_for(lambda: len(_scores(c)) >= len(a) + len(b), 240, "the scores of batch B")
+
+    # a good version, through the CLI: checked, made current, sent to the job
+    models_activate(c, v2)
+    activated = wait_for(lambda: _alerts(c, "model_activated"), 120, "the switch to v2")
+    produce(c, t.events, d)
+    wait_for(lambda: len(_scores(c)) >= len(a) + len(b) + len(d), 240, "the scores of batch D")
+    assert rest.restarts(job) == 0
+
+    # stop, then restore with the job submitted for v1: the broadcast state says v2
+    savepoint = jobs_stop(cluster.address, job, None)
+    produce(c, t.events, e)
+    resumed = submit(
+        c, replace(target, model_version=v1), cluster.address, from_savepoint=savepoint
+    )
+    rest.wait_for_state(resumed, {"RUNNING"}, 120)
+    wait_for(lambda: len(_scores(c)) >= len(a) + len(b) + len(d) + len(e), 240, "batch E")
+    jobs_stop(cluster.address, resumed, None)
+
+    scores = _scores(c)
+    by_id = collections.Counter(s["event_id"] for s in scores)
+    sent = {json.loads(x)["event_id"]: i for i, batch in enumerate((a, b, d, e)) for x in batch}
+    assert set(by_id) == set(sent), "every event scored"
+    assert max(by_id.values()) == 1, "no event scored twice"
+    versions = collections.defaultdict(set)
+    for s in scores:
+        versions[sent[s["event_id"]]].add(s["model_version"])
+    assert dict(versions) == {0: {v1}, 1: {v1}, 2: {v2}, 3: {v2}}
+
+    assert sorted(r["version"] for r in rejected) == sorted(faults.values())
+    for fault, version in faults.items():
+        (r,) = [r for r in rejected if r["version"] == version]
+        assert REJECTED_BECAUSE[fault] in r["reason"], (fault, r["reason"])
+        assert r["serving_version"] == v1
+    assert [(x["previous_version"], x["serving_version"]) for x in activated] == [(v1, v2)]
+    assert registry.current_version(name) == v2
