@@ -76,14 +76,20 @@ def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str, part: st
     )
 
 
-def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, list[DataStream]]:
-    """Key by each entity in turn and join its features onto the event (keyed state).
+def add_features(
+    stream: DataStream, cfg: JobConfig
+) -> tuple[DataStream, list[DataStream], list[DataStream]]:
+    """Key by each entity in turn and join its features onto the event (keyed state); the
+    first entity's operator also dead-letters resent events (duplicate event ids).
 
-    Returns the enriched stream and the late-event side outputs, one per entity."""
+    Returns the enriched stream, the late-event side outputs (one per entity) and the
+    duplicates' dead letters."""
     late: list[DataStream] = []
+    dead: list[DataStream] = []
     for entity in cfg.schema.entities:
         if entity.name not in cfg.features.entities:
             continue
+        first = not dead
         stream = (
             stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
             .process(
@@ -93,6 +99,8 @@ def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, list[D
                     LATE_EVENTS,
                     ordered=cfg.job.feature_order == "event-time",
                     id_field=cfg.schema.event_id,
+                    dead_letters=DEAD_LETTERS if first else None,
+                    source=cfg.kafka.topics.events,
                 ),
                 output_type=RECORD,
             )
@@ -100,7 +108,9 @@ def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, list[D
             .name(f"features by {entity.key}")
         )
         late.append(stream.get_side_output(LATE_EVENTS))
-    return stream, late
+        if first:
+            dead.append(stream.get_side_output(DEAD_LETTERS))
+    return stream, late, dead
 
 
 @dataclass(frozen=True)
@@ -185,9 +195,15 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
     t = cfg.kafka.topics
     raw = _source(env, cfg, t.events, opts.bounded, "events")
     stream, event_dead_letters = parse_events(raw, cfg, opts.bounded)
-    stream, late = add_features(stream, cfg)
+    stream, late, duplicates = add_features(stream, cfg)
     scored = score_to_topic(env, stream, cfg, opts)
-    _to_topic(cfg, event_dead_letters, t.dead_letter, "dead-letters", opts.part)
+    _to_topic(
+        cfg,
+        event_dead_letters.union(*duplicates) if duplicates else event_dead_letters,
+        t.dead_letter,
+        "dead-letters",
+        opts.part,
+    )
     if late:
         late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
         _to_topic(cfg, late_all, t.late, "late-events", opts.part)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyflink.common.serialization import SimpleStringSchema
+from pyflink.common.serialization import ByteArraySchema, SimpleStringSchema
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetResetStrategy,
@@ -17,7 +17,12 @@ from rtml.config import JobConfig
 
 def source(cfg: JobConfig, topic: str, bounded: bool, new_only: bool = False) -> KafkaSource:
     """Resumes from the group's committed offsets; without them, reads the topic from its start
-    (or, ``new_only``, only what arrives after the job starts)."""
+    (or, ``new_only``, only what arrives after the job starts).
+
+    Records reach Python as raw bytes: the parser decodes them strictly, so invalid UTF-8 is
+    dead-lettered with its byte offset (a string schema would have replaced it silently).
+    Records with a null value (tombstones) carry no event: the byte schema skips them, where
+    the string schema would fail the job."""
     reset = KafkaOffsetResetStrategy.LATEST if new_only else KafkaOffsetResetStrategy.EARLIEST
     b = (
         KafkaSource.builder()
@@ -25,7 +30,7 @@ def source(cfg: JobConfig, topic: str, bounded: bool, new_only: bool = False) ->
         .set_topics(topic)
         .set_group_id(cfg.kafka.group_id)
         .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(reset))
-        .set_value_only_deserializer(SimpleStringSchema())
+        .set_value_only_deserializer(ByteArraySchema())
         .set_property("isolation.level", "read_committed")
         .set_property("commit.offsets.on.checkpoint", "true")
     )

@@ -41,7 +41,7 @@ def build_dataset(
         except RecordError:
             continue
         labels[lab["event_id"]] = lab["label"]
-    replay = FeatureReplay(cfg.features, cfg.schema.entities, cfg.schema.event_time)
+    replay = FeatureReplay.for_job(cfg)
     rows: list[dict[str, Any]] = []
     s = cfg.schema
     for raw in raw_events:

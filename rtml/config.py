@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,11 @@ class EventSchema:
     max_out_of_orderness_ms: int = 5_000
     max_future_ms: int = 86_400_000  # events further ahead of the newest seen are rejected
     min_time_ms: int = 946_684_800_000  # 2000-01-01: earlier timestamps are rejected
+    unknown_fields: str = "reject"  # or "ignore": fields the schema does not declare
+
+    @cached_property
+    def field_names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.fields)
 
     def field(self, name: str) -> FieldSpec:
         for f in self.fields:
@@ -314,7 +320,13 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
             s.get("max_out_of_orderness", "5s"), "[schema] max_out_of_orderness"
         ),
         max_future_ms=parse_duration(s.get("max_future", "1d"), "[schema] max_future"),
+        unknown_fields=str(s.get("unknown_fields", "reject")),
     )
+    if schema.unknown_fields not in ("reject", "ignore"):
+        raise ConfigError(
+            f"[schema] unknown_fields = {schema.unknown_fields!r} is not supported",
+            hint="use 'reject' (dead-letter records with undeclared fields) or 'ignore'",
+        )
     for ref, what in [
         (schema.event_id, "event_id"),
         (schema.event_time, "event_time"),

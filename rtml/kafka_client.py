@@ -55,7 +55,7 @@ def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
 def produce(
     cfg: JobConfig,
     topic: str,
-    records: Iterable[str],
+    records: Iterable[str | bytes | None],  # None: a tombstone (null value)
     progress: Callable[[int], None] | None = None,
 ) -> int:
     from kafka import KafkaProducer

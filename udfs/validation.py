@@ -11,7 +11,7 @@ import json
 import math
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from rtml.config import EventSchema, FieldSpec, LabelSettings
 from rtml.errors import RecordError
@@ -21,6 +21,15 @@ MAX_RAW_BYTES = 1_000_000
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {dup[:40]!r} appears twice in one object")
+    return d
 
 
 def _loads(raw: str | bytes) -> Any:
@@ -43,7 +52,7 @@ def _loads(raw: str | bytes) -> Any:
             f"record is {len(raw)} bytes, over the {MAX_RAW_BYTES} byte limit -> send large payloads by reference, not inline",
         )
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as e:
         raise RecordError(
             "invalid_json", f"record is not valid JSON: {e} -> send one JSON document per message"
@@ -180,9 +189,21 @@ def _check_field(f: FieldSpec, v: Any, rid: str, now_ms: int, schema: EventSchem
     return ts
 
 
+def _reject_unknown(doc: dict[str, Any], schema: EventSchema, rid: str) -> NoReturn:
+    extra = next(k for k in doc if k not in schema.field_names)
+    raise RecordError(
+        "unknown_field",
+        f'record {rid}: field {extra[:40]!r} is not in the schema -> remove it at the producer, declare it in [schema.fields], or set [schema] unknown_fields = "ignore"',
+        field=extra[:40],
+        record_id=rid,
+    )
+
+
 def parse_event(raw: str | bytes, schema: EventSchema, now_ms: int | None = None) -> dict[str, Any]:
     doc, rid = json_object(raw, schema.event_id, "record", "send one JSON object per message")
     now = int(time.time() * 1000) if now_ms is None else now_ms
+    if schema.unknown_fields == "reject" and not schema.field_names.issuperset(doc):
+        _reject_unknown(doc, schema, rid)
     out: dict[str, Any] = {}
     for f in schema.fields:
         v = doc.get(f.name)

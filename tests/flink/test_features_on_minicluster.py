@@ -52,7 +52,7 @@ def test_flink_features_equal_offline_replay(cfg, bounded):
     env.set_parallelism(1)
     raw = env.from_collection(raws, type_info=Types.STRING())
     stream, dead = parse_events(raw, cfg, bounded=bounded)
-    enriched, late = add_features(stream, cfg)
+    enriched, late, _ = add_features(stream, cfg)
     out = enriched.map(to_json_nan_safe, output_type=Types.STRING())
     tagged = out.map(lambda s: "E" + s, output_type=Types.STRING()).union(
         dead.map(lambda s: "D" + s, output_type=Types.STRING()),
@@ -70,7 +70,7 @@ def test_flink_features_equal_offline_replay(cfg, bounded):
             n_dead += 1
         else:
             n_late += 1
-    replay = FeatureReplay(cfg.features, cfg.schema.entities, cfg.schema.event_time)
+    replay = FeatureReplay.for_job(cfg)
     expected = {e["event_id"]: replay.observe(e) for e in events}
     expected_late = sum(1 for v in expected.values() if v is None)
 

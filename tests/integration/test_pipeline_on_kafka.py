@@ -89,7 +89,7 @@ def test_every_malformed_record_is_dead_lettered_with_its_reason(run):
 
 def test_scored_features_equal_the_offline_replay(run):
     cfg = run["cfg"]
-    replay = FeatureReplay(cfg.features, cfg.schema.entities, cfg.schema.event_time)
+    replay = FeatureReplay.for_job(cfg)
     expected = {e["event_id"]: replay.observe(e) for e in run["produced"].scenario.events}
     for s in run["scores"]:
         want = expected[s["event_id"]]

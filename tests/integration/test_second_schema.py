@@ -55,7 +55,7 @@ def test_trips_job_on_kafka(broker, rtml_home):
     )
     assert len(read_topic(cfg, cfg.kafka.topics.dead_letter)) == 15
 
-    replay = FeatureReplay(cfg.features, cfg.schema.entities, cfg.schema.event_time)
+    replay = FeatureReplay.for_job(cfg)
     expected = {}
     for raw in events:
         if raw.startswith('{"trip_id": "bad-'):

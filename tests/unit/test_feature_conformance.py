@@ -255,3 +255,38 @@ def test_engine_equals_brute_force_reference(raw):
         t += dt
         events.append({"k": key, "ts": t, "x": x, "cat": cat})
     assert_match(events, ALL)
+
+
+def test_a_resent_event_is_a_duplicate_within_the_lateness_and_survives_a_snapshot():
+    fs = feature_set([spec_for("count")])
+    s = EntityFeatures(fs)
+    s.observe(1_000_000, {"x": 1.0}, "ev-1")
+    s.observe(1_001_000, {"x": 1.0})  # observed without an id: not remembered
+    assert s.is_duplicate("ev-1") and not s.is_duplicate("ev-2")
+    r = EntityFeatures.restore(fs, s.snapshot())
+    assert r.is_duplicate("ev-1")
+    assert r.snapshot() == s.snapshot()
+    # once the key has moved past the allowed lateness the id is forgotten (a resend is late)
+    r.observe(1_000_000 + fs.allowed_lateness_ms + 2_000, {"x": 1.0}, "ev-3")
+    assert not r.is_duplicate("ev-1") and r.is_duplicate("ev-3")
+    assert r.is_late(1_000_000)
+
+
+def test_snapshots_from_before_deduplication_restore():
+    fs = feature_set([spec_for("count")])
+    s = EntityFeatures(fs)
+    s.observe(1_000_000, {"x": 1.0})
+    doc = json.loads(s.snapshot())
+    assert "i" not in doc
+    assert (
+        EntityFeatures.restore(fs, json.dumps(doc).encode()).features(1_001_000, {})["e_count_1h"]
+        == 1.0
+    )
+
+
+def test_replay_gives_a_resent_event_no_features_and_counts_it_once():
+    fs = feature_set([spec_for("count")])
+    r = FeatureReplay(fs, (Entity("e", "k"),), "ts", "id")
+    assert r.observe({"id": "a", "k": "1", "ts": 1_000}) == {"e_count_1h": 0.0}
+    assert r.observe({"id": "a", "k": "1", "ts": 1_000}) is None
+    assert r.observe({"id": "b", "k": "1", "ts": 2_000}) == {"e_count_1h": 1.0}

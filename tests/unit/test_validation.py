@@ -117,3 +117,31 @@ def test_scenario_emits_every_record_once():
     assert (
         generate(ScenarioOptions(events=3000, bad_fraction=0.05, seed=11)).events == sc.events
     )  # seeded
+
+
+def test_every_hostile_kind_gets_its_code_and_a_fix(cfg):
+    from rtml.scenarios.hostile import KINDS, hostile_records
+
+    records = hostile_records([GOOD], 3 * len(KINDS), seed=4)
+    assert {r.kind for r in records} == set(KINDS)
+    for r in records:
+        with pytest.raises(RecordError) as e:
+            parse_event(r.raw, cfg.schema)
+        assert e.value.code == r.code, (r.kind, e.value.message)
+        assert "->" in e.value.message, r.kind
+        dl = dead_letter(r.raw, e.value, "events")
+        assert dl["error"] == r.code and len(dl["raw"]) <= 4096
+
+
+def test_unknown_fields_can_be_ignored(cfg):
+    from dataclasses import replace
+
+    lenient = replace(cfg.schema, unknown_fields="ignore")
+    assert parse_event(json.dumps({**GOOD, "debug": 1}), lenient)["amount"] == 12.5
+    with pytest.raises(RecordError, match="'debug' is not in the schema"):
+        parse_event(json.dumps({**GOOD, "debug": 1}), cfg.schema)
+
+
+def test_a_key_twice_in_one_object_is_refused(cfg):
+    with pytest.raises(RecordError, match="'amount' appears twice"):
+        parse_event(json.dumps(GOOD)[:-1] + ', "amount": 99}', cfg.schema)

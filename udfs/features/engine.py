@@ -13,6 +13,9 @@ Semantics, identical online and offline:
 - An event older than ``allowed_lateness`` behind the newest event of its key is late: it
   is neither scored from nor added to state (the job routes it to the late-events output).
 - Out-of-order events within the lateness land in their own tiles, so later events see them.
+- Duplicates: the ids of the events within the allowed lateness are remembered (capped), so
+  a resent event is recognised (``is_duplicate``) rather than counted twice; an older resend
+  is late anyway.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from udfs.features.tiles import RecentValues, TileRing
 
 STATE_VERSION = 1
 COUNT_FIELD = ""  # the ring that only counts events
+SEEN_IDS_CAPACITY = 1024  # per key: ids of events within the allowed lateness
 
 
 class EntityFeatures:
-    __slots__ = ("fs", "rings", "recent", "newest_ts", "last_values", "_distinct_window")
+    __slots__ = ("fs", "rings", "recent", "newest_ts", "last_values", "_distinct_window", "ids")
 
     def __init__(self, feature_set: FeatureSet) -> None:
         self.fs = feature_set
@@ -53,10 +57,16 @@ class EntityFeatures:
                 )
         self.newest_ts: int | None = None
         self.last_values: dict[str, list[float]] = {}  # field -> [value, event time of that value]
+        self.ids = RecentValues(SEEN_IDS_CAPACITY)  # event ids seen within the allowed lateness
 
     # -- the contract -------------------------------------------------------------------
     def is_late(self, ts_ms: int) -> bool:
         return self.newest_ts is not None and ts_ms < self.newest_ts - self.fs.allowed_lateness_ms
+
+    def is_duplicate(self, event_id: str) -> bool:
+        """True when an event with this id was observed (with ``event_id``) within the
+        allowed lateness of the key's newest event."""
+        return event_id in self.ids.seen
 
     def is_expired(self, now_ms: int) -> bool:
         return self.newest_ts is None or now_ms >= self.newest_ts + self.fs.ttl_ms
@@ -101,7 +111,9 @@ class EntityFeatures:
             out[s.name] = float(v)
         return out
 
-    def update(self, ts_ms: int, record: Mapping[str, Any]) -> None:
+    def update(self, ts_ms: int, record: Mapping[str, Any], event_id: str | None = None) -> None:
+        if event_id is not None:
+            self.ids.add(ts_ms, event_id)
         for (fld, _), ring in self.rings.items():
             if fld == COUNT_FIELD:
                 ring.add(ts_ms, 0.0)
@@ -124,10 +136,13 @@ class EntityFeatures:
                     self.last_values[s.field] = [float(x), ts_ms]  # type: ignore[index]
         self._evict()
 
-    def observe(self, ts_ms: int, record: Mapping[str, Any]) -> dict[str, float]:
-        """Features from history, then add the event: what the job does for each event."""
+    def observe(
+        self, ts_ms: int, record: Mapping[str, Any], event_id: str | None = None
+    ) -> dict[str, float]:
+        """Features from history, then add the event: what the job does for each event.
+        With ``event_id``, the id is remembered for ``is_duplicate``."""
         feats = self.features(ts_ms, record)
-        self.update(ts_ms, record)
+        self.update(ts_ms, record, event_id)
         return feats
 
     def _evict(self) -> None:
@@ -138,6 +153,7 @@ class EntityFeatures:
             ring.evict_before(horizon - window)
         for fld, rv in self.recent.items():
             rv.evict_before(horizon - self._distinct_window[fld])
+        self.ids.evict_before(horizon)
 
     # -- serialization ------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -152,6 +168,8 @@ class EntityFeatures:
             },
             "d": {fld: rv.snapshot() for fld, rv in self.recent.items() if rv.seen},
         }
+        if self.ids.seen:
+            doc["i"] = self.ids.snapshot()
         return json.dumps(doc, separators=(",", ":"), allow_nan=True).encode()
 
     @classmethod
@@ -184,4 +202,5 @@ class EntityFeatures:
             rv = st.recent.get(fld)
             if rv is not None:
                 rv.restore(rows)
+        st.ids.restore(doc.get("i", []))  # absent in snapshots from before de-duplication
         return st

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rtml.config import Entity
+from rtml.config import Entity, JobConfig
 from udfs.features.engine import EntityFeatures
 from udfs.features.spec import FeatureSet
 
@@ -19,24 +19,41 @@ from udfs.features.spec import FeatureSet
 class FeatureReplay:
     """Keeps one ``EntityFeatures`` per (entity, key), like the job's keyed state."""
 
-    def __init__(self, features: FeatureSet, entities: tuple[Entity, ...], event_time: str) -> None:
+    def __init__(
+        self,
+        features: FeatureSet,
+        entities: tuple[Entity, ...],
+        event_time: str,
+        event_id: str = "event_id",
+    ) -> None:
         self.event_time = event_time
+        self.event_id = event_id
         self.stages = [
             (e, features.for_entity(e.name)) for e in entities if e.name in features.entities
         ]
         self.state: dict[tuple[str, str], EntityFeatures] = {}
 
+    @classmethod
+    def for_job(cls, cfg: JobConfig) -> FeatureReplay:
+        """The replay of the job that ``cfg`` configures."""
+        s = cfg.schema
+        return cls(cfg.features, s.entities, s.event_time, s.event_id)
+
     def observe(self, event: Mapping[str, Any]) -> dict[str, float] | None:
         ts = int(event[self.event_time])
         out: dict[str, float] = {}
-        for entity, fs in self.stages:
+        for i, (entity, fs) in enumerate(self.stages):
             key = (entity.name, str(event[entity.key]))
             st = self.state.get(key)
             if st is None or st.is_expired(ts):
                 st = self.state[key] = EntityFeatures(fs)
             if st.is_late(ts):
                 return None
-            out.update(st.observe(ts, event))
+            eid = event.get(self.event_id) if i == 0 else None
+            eid = None if eid is None else str(eid)
+            if eid is not None and st.is_duplicate(eid):
+                return None
+            out.update(st.observe(ts, event, eid))
         return out
 
 

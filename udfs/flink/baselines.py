@@ -20,8 +20,8 @@ from udfs.features.spec import FeatureSet
 
 
 class KeyedPassThrough(KeyedProcessFunction):
-    def process_element(self, value, ctx):
-        yield value
+    def process_element(self, value: bytes, ctx):
+        yield value.decode("utf-8", "replace")
 
 
 class NaiveEntityFeatures(KeyedProcessFunction):
@@ -57,7 +57,7 @@ class RawJsonKey(KeySelector):
     def __init__(self, field: str) -> None:
         self.field = field
 
-    def get_key(self, value: str) -> str:
+    def get_key(self, value: bytes) -> str:
         try:
             return str(json.loads(value).get(self.field, ""))
         except (ValueError, AttributeError):

@@ -9,10 +9,12 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from rtml.config import Entity
+from rtml.errors import RecordError
 from udfs.features.engine import EntityFeatures
 from udfs.features.spec import FeatureSet
 from udfs.flink.metrics import counters
 from udfs.flink.records import to_json_nan_safe
+from udfs.validation import dead_letter
 
 TTL_TIMER_GRANULARITY_MS = (
     86_400_000  # coalesce expiry timers to the day: a PyFlink timer call costs ~1 ms
@@ -24,6 +26,10 @@ class EntityFeaturesFunction(KeyedProcessFunction):
 
     An event is late when it is older than the key's newest event by more than the allowed
     lateness (per key, as the offline replay decides).
+
+    With ``dead_letters`` (the first entity's operator), an event whose id the key has seen
+    within the allowed lateness is a resend: it goes to ``dead_letters`` with its reason and
+    is neither scored nor counted again.
 
     ``ordered=False`` applies each event on arrival. ``ordered=True`` buffers events in keyed
     state until the watermark passes them and applies them in (event time, event id) order,
@@ -38,9 +44,13 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         late: OutputTag,
         ordered: bool = False,
         id_field: str = "event_id",
+        dead_letters: OutputTag | None = None,
+        source: str = "",
     ) -> None:
         self.entity = entity
         self.id_field = id_field
+        self.dead_letters = dead_letters
+        self.source = source
         self.features = features
         self.late = late
         self.ordered = ordered
@@ -54,7 +64,7 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.pending = runtime_context.get_list_state(
             ListStateDescriptor(f"features-{self.entity.name}-pending", Types.STRING())
         )
-        (self.late_events,) = counters(runtime_context, "late_events")
+        self.late_events, self.duplicates = counters(runtime_context, "late_events", "duplicates")
 
     def _load(self) -> EntityFeatures | None:
         raw = self.state.value()
@@ -85,8 +95,23 @@ class EntityFeaturesFunction(KeyedProcessFunction):
                 "event": value,
             }
             return st, [(self.late, to_json_nan_safe(late))]
-        value.update(st.observe(ts, value))
+        eid = None
+        if self.dead_letters is not None:
+            eid = str(value[self.id_field])
+            if st.is_duplicate(eid):
+                self.duplicates.inc()
+                return st, [(self.dead_letters, self._duplicate(eid, value))]
+        value.update(st.observe(ts, value, eid))
         return st, [value]
+
+    def _duplicate(self, eid: str, value: dict) -> str:
+        err = RecordError(
+            "duplicate_event_id",
+            f"record {eid}: field '{self.id_field}' repeats an event already scored for {self.entity.key}={value[self.entity.key]} -> resend nothing that was delivered (idempotent producer), or give each event a new id",
+            field=self.id_field,
+            record_id=eid,
+        )
+        return to_json_nan_safe(dead_letter(to_json_nan_safe(value), err, self.source))
 
     def _save(self, st: EntityFeatures, old_expiry: int | None, ctx) -> None:
         self.state.update(st.snapshot().decode())

@@ -132,7 +132,8 @@ class ScoreFunction(BroadcastProcessFunction):
         except (RecordError, ModelError) as e:
             self.rejected.inc()
             log.error("rtml: model switch rejected: %s", e)
-            event.update(kind="model_rejected", reason=str(e), control=str(value)[:512])
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            event.update(kind="model_rejected", reason=str(e), control=text[:512])
             yield self.model_events, json.dumps(event)
             return
         ctx.get_broadcast_state(ACTIVE_MODEL).put(self.cfg.model.name, candidate.version)
