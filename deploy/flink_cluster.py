@@ -169,3 +169,45 @@ class Cluster:
 
     def jobs(self) -> list[dict]:
         return self.rest.jobs()
+
+    def taskmanager_ids(self) -> set[str]:
+        return {tm["id"] for tm in self.rest.get("/taskmanagers").get("taskmanagers", [])}
+
+    def taskmanager_processes(self) -> list:
+        """This cluster's TaskManager processes (psutil), told apart from other clusters' by
+        the config directory on their command line."""
+        import psutil
+
+        marker = str(self.conf_dir)
+        out = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info.get("cmdline") or [])
+            if "TaskManagerRunner" in cmd and marker in cmd:
+                out.append(p)
+        return out
+
+    def taskmanager_process(self, taskmanager_id: str):
+        """The process of the TaskManager with this id (as in the REST API): the one that
+        listens on the TaskManager's data port."""
+        tm = self.rest.get(f"/taskmanagers/{taskmanager_id}")
+        port = int(tm["dataPort"])
+        for p in self.taskmanager_processes():
+            try:
+                if any(c.laddr.port == port for c in p.net_connections(kind="tcp")):
+                    return p
+            except Exception:  # exited meanwhile
+                continue
+        raise ServiceError(
+            f"no TaskManager process of {self.address} listens on port {port}",
+            hint="is the TaskManager still running? see `rtml cluster status`",
+        )
+
+    def add_taskmanager(self, timeout: float = 120.0) -> None:
+        """Start one more TaskManager and wait until it has registered."""
+        before = self.taskmanager_ids()
+        self._run("taskmanager.sh", "start", "a TaskManager")
+        if not wait_for(lambda: self.taskmanager_ids() - before, timeout, 1.0):
+            raise ServiceError(
+                f"a new TaskManager did not register with {self.address} in {timeout:.0f}s",
+                hint=f"read the logs in {self.home / 'log'}",
+            )

@@ -155,6 +155,18 @@ class Broker:
         finally:
             admin.close()
 
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would (for failure tests); ``start`` recovers its
+        data and carries on."""
+        import os
+        import signal
+
+        pid = self.pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            wait_for(lambda: port_free(self.host, self.port), 30)
+        self.pid_file.unlink(missing_ok=True)
+
     def stop(self) -> str:
         pid = self.pid()
         if pid is None:

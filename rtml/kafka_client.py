@@ -127,10 +127,26 @@ def iter_records(cfg: JobConfig, topic: str, timeout_ms: int = 5000) -> Iterator
 
 
 def end_offsets(cfg: JobConfig, topics: Iterable[str]) -> dict[str, int]:
+    """Topic -> its end offsets summed over partitions (the last stable offsets, so records
+    of open transactions are not counted yet)."""
+    return _offsets(cfg, topics, lambda c, tps: c.end_offsets(tps))
+
+
+def committed_offsets(cfg: JobConfig, topics: Iterable[str]) -> dict[str, int]:
+    """Topic -> the job's consumer group's committed offsets summed over partitions (a Flink
+    job commits them when a checkpoint completes)."""
+    return _offsets(
+        cfg, topics, lambda c, tps: {tp: c.committed(tp) or 0 for tp in tps}, cfg.kafka.group_id
+    )
+
+
+def _offsets(cfg: JobConfig, topics: Iterable[str], read, group: str | None = None):
     from kafka import KafkaConsumer, TopicPartition
 
     c = KafkaConsumer(
         bootstrap_servers=cfg.kafka.bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
         isolation_level="read_committed",
         **client_settings(cfg),
     )
@@ -139,7 +155,7 @@ def end_offsets(cfg: JobConfig, topics: Iterable[str]) -> dict[str, int]:
         for t in topics:
             parts = c.partitions_for_topic(t) or set()
             tps = [TopicPartition(t, p) for p in parts]
-            out[t] = sum(c.end_offsets(tps).values()) if tps else 0
+            out[t] = sum(read(c, tps).values()) if tps else 0
         return out
     finally:
         c.close()

@@ -7,7 +7,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from rtml.config import JobConfig
@@ -81,8 +81,8 @@ class ProcessSampler:
     """CPU (cores busy) and peak resident memory of the TaskManagers and their Python
     workers, sampled once a second in a thread between ``start`` and ``stop``."""
 
-    def __init__(self, marker: str = "") -> None:
-        self.marker = marker  # a string in the TaskManagers' command line (their config dir)
+    def __init__(self, taskmanagers: Callable[[], Iterable]) -> None:
+        self.taskmanagers = taskmanagers  # -> the TaskManager processes (psutil)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.peak_rss = 0
@@ -91,13 +91,12 @@ class ProcessSampler:
         self.cpu_cores = math.nan
 
     def _processes(self) -> Iterator:
-        import psutil
-
-        for p in psutil.process_iter(["cmdline"]):
-            cmd = " ".join(p.info.get("cmdline") or [])
-            if "TaskManagerRunner" in cmd and self.marker in cmd:
-                yield p
+        for p in self.taskmanagers():
+            yield p
+            try:
                 yield from p.children(recursive=True)
+            except Exception:  # exited while sampled
+                continue
 
     def _cpu(self) -> float:
         total = 0.0

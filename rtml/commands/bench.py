@@ -108,7 +108,7 @@ def run_bench(o: BenchOptions) -> dict:
         ensure_topics(cfg)
         produce(cfg, cfg.kafka.topics.events, raw)
         produce(cfg, cfg.kafka.topics.labels, labels)
-        sampler = ProcessSampler(str(cluster.conf_dir)).start()
+        sampler = ProcessSampler(cluster.taskmanager_processes).start()
         submit(
             cfg,
             replace(target, topic_prefix=prefix, bounded=True, part=kind),
@@ -204,7 +204,7 @@ def _latency_run(
     try:
         rest.wait_for_state(job_id, {"RUNNING"}, 120)
         time.sleep(10)  # the Python workers start and the source is assigned its partitions
-        sampler = ProcessSampler(str(cluster.conf_dir)).start()
+        sampler = ProcessSampler(cluster.taskmanager_processes).start()
         produce_paced(cfg, t.events, records, rate)
         # a job that cannot keep up is given a while, then measured as it is
         deadline = time.monotonic() + max(60.0, len(records) / rate)
