@@ -170,6 +170,14 @@ class Cluster:
     def jobs(self) -> list[dict]:
         return self.rest.jobs()
 
+    def prometheus_ports_range(self) -> range:
+        """The ports the Prometheus reporter may listen on (empty when it is off). The reporter
+        binds every interface: Flink has no bind-host option for it, so it is opt-in."""
+        if not self.prometheus_ports:
+            return range(0)
+        lo, _, hi = self.prometheus_ports.partition("-")
+        return range(int(lo), int(hi or lo) + 1)
+
     def taskmanager_ids(self) -> set[str]:
         return {tm["id"] for tm in self.rest.get("/taskmanagers").get("taskmanagers", [])}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy import jars, prereqs
@@ -28,6 +28,40 @@ class Broker:
     port: int = DEFAULT_PORT
     controller_port: int | None = None
     host: str = HOST
+    # (user, password) pairs: the client listener then requires SASL/PLAIN (SASL_PLAINTEXT)
+    sasl_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def _sasl_properties(self) -> str:
+        """Overrides appended to server.properties for a SASL/PLAIN client listener; the
+        broker authenticates to itself as the first user."""
+        if not self.sasl_users:
+            return ""
+        (user, password), users = self.sasl_users[0], self.sasl_users
+        accounts = " ".join(f'user_{u}="{p}"' for u, p in users)
+        jaas = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{user}" password="{password}" {accounts};'
+        )
+        return (
+            f"\nlisteners=SASL_PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.cport}\n"
+            f"advertised.listeners=SASL_PLAINTEXT://{self.host}:{self.port}\n"
+            "inter.broker.listener.name=SASL_PLAINTEXT\n"
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT\n"
+            "sasl.enabled.mechanisms=PLAIN\n"
+            "sasl.mechanism.inter.broker.protocol=PLAIN\n"
+            f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}\n"
+        )
+
+    def _client(self) -> dict:
+        if not self.sasl_users:
+            return {}
+        user, password = self.sasl_users[0]
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": user,
+            "sasl_plain_password": password,
+        }
 
     @property
     def cport(self) -> int:
@@ -80,7 +114,9 @@ class Broker:
             (HERE / "server.properties.template")
             .read_text()
             .format(host=self.host, port=self.port, controller_port=self.cport, log_dirs=data)
+            + self._sasl_properties()
         )
+        props.chmod(0o600)  # may hold the SASL passwords
         cp = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
         if not (data / "meta.properties").is_file():
@@ -144,7 +180,9 @@ class Broker:
         from kafka.errors import KafkaError
 
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=5000, **self._client()
+            )
         except (KafkaError, OSError):
             return False
         try:

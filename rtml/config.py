@@ -6,6 +6,7 @@ parts it needs) to the job graph, the feature engine, training and monitoring.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -106,7 +107,8 @@ class KafkaSettings:
     group_id: str
     topics: Topics
     partitions: int = 1
-    properties: tuple[tuple[str, str], ...] = ()  # passed to every client (security settings)
+    # passed to every client (security settings); kept out of repr, since they hold secrets
+    properties: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,28 @@ class JobConfig:
 
 
 # ---------------------------------------------------------------------------------------
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _client_properties(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """[kafka.properties], with ``${NAME}`` replaced by the environment variable NAME, so
+    that passwords need not be written into the config file."""
+
+    def expand(key: str, value: str) -> str:
+        def var(m: re.Match) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"[kafka.properties] {key} refers to ${{{name}}}, which is not set",
+                    hint=f"export {name} before running rtml",
+                )
+            return os.environ[name]
+
+        return _ENV_REF.sub(var, value)
+
+    return tuple(sorted((str(k), expand(str(k), str(v))) for k, v in raw.items()))
+
+
 def _default_control_topic(events: str) -> str:
     """``cards.events`` -> ``cards.control``; a topic without a dot gets ``-control``."""
     head, dot, _ = events.rpartition(".")
@@ -282,7 +306,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         group_id=str(k.get("group_id", job.name)),
         topics=topics,
         partitions=int(k.get("partitions", 1)),
-        properties=tuple(sorted((str(a), str(b)) for a, b in k.get("properties", {}).items())),
+        properties=_client_properties(k.get("properties", {})),
     )
 
     s = _section(raw, "schema", src)

@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from rtml.config import JobConfig
 from rtml.errors import ServiceError
 
+# [kafka.properties] are the Java client's (Flink passes them on verbatim); these are the ones
+# kafka-python, which rtml's own commands use, understands, translated to its spelling.
+_SAME_MEANING = {
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.kerberos.service.name": "sasl_kerberos_service_name",
+    "ssl.key.password": "ssl_password",
+}
+_JAAS_VALUE = re.compile(r'(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
 
 def client_settings(cfg: JobConfig) -> dict[str, Any]:
-    """Client security settings from [kafka.properties], in kafka-python's spelling."""
-    return {k.replace(".", "_"): v for k, v in cfg.kafka.properties}
+    """Client security settings from [kafka.properties], in kafka-python's spelling: the
+    protocol and mechanism, PLAIN/SCRAM credentials from ``sasl.jaas.config``, PEM trust and
+    key stores as files, hostname verification. Other keys concern only the Flink job."""
+    props = dict(cfg.kafka.properties)
+    out: dict[str, Any] = {_SAME_MEANING[k]: v for k, v in props.items() if k in _SAME_MEANING}
+    creds = {
+        k: re.sub(r"\\(.)", r"\1", v)  # JAAS quoting: \" is a quote
+        for k, v in _JAAS_VALUE.findall(props.get("sasl.jaas.config", ""))
+    }
+    if "username" in creds:
+        out["sasl_plain_username"] = creds["username"]
+    if "password" in creds:
+        out["sasl_plain_password"] = creds["password"]
+    if props.get("ssl.truststore.type", "").upper() == "PEM" and "ssl.truststore.location" in props:
+        out["ssl_cafile"] = props["ssl.truststore.location"]
+    if props.get("ssl.keystore.type", "").upper() == "PEM" and "ssl.keystore.location" in props:
+        out["ssl_certfile"] = out["ssl_keyfile"] = props["ssl.keystore.location"]
+    if props.get("ssl.endpoint.identification.algorithm") == "":
+        out["ssl_check_hostname"] = False
+    return out
 
 
 def _unreachable(servers: str, e: Exception) -> ServiceError:
