@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup demo bench test test-unit test-flink test-integration lint format stop clean
+.PHONY: setup demo bench test test-slow test-unit test-flink test-integration lint format stop clean
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "rtml: error: Java is not installed -> install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"; exit 3; }
@@ -28,9 +28,15 @@ demo: setup
 bench: setup
 	$(BIN)/rtml bench --out bench-results
 
-## All test tiers: unit (no JVM), Flink (MiniCluster), integration (real Kafka + Flink).
+## All test tiers: unit (no JVM), Flink (MiniCluster), integration (real Kafka + Flink);
+## the failure-injection tests (marker "slow") have their own target.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+## Failure injection (about 8 minutes): kill -9 TaskManagers x3 over 100k events, kill -9
+## the broker mid-run; exactly-once checked. Figures go to reliability-results/.
+test-slow: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow -s
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

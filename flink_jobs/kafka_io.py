@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pyflink.common.serialization import ByteArraySchema, SimpleStringSchema
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
@@ -13,6 +15,17 @@ from pyflink.datastream.connectors.kafka import (
 )
 
 from rtml.config import JobConfig
+
+# The connector jar (flink-sql-connector-kafka) relocates the Kafka client's classes, so a
+# class named in a property (a JAAS login module, a callback handler) must use the new name.
+KAFKA_PACKAGE = "org.apache.kafka."
+SHADED_KAFKA_PACKAGE = "org.apache.flink.kafka.shaded.org.apache.kafka."
+
+
+def client_properties(cfg: JobConfig) -> list[tuple[str, str]]:
+    """[kafka.properties] for the connector: class names moved to the relocated package."""
+    shaded = re.compile(r"(?<![\w.])" + re.escape(KAFKA_PACKAGE))
+    return [(k, shaded.sub(SHADED_KAFKA_PACKAGE, v)) for k, v in cfg.kafka.properties]
 
 
 def source(cfg: JobConfig, topic: str, bounded: bool, new_only: bool = False) -> KafkaSource:
@@ -34,7 +47,7 @@ def source(cfg: JobConfig, topic: str, bounded: bool, new_only: bool = False) ->
         .set_property("isolation.level", "read_committed")
         .set_property("commit.offsets.on.checkpoint", "true")
     )
-    for k, v in cfg.kafka.properties:
+    for k, v in client_properties(cfg):
         b = b.set_property(k, v)
     if bounded:
         b = b.set_bounded(KafkaOffsetsInitializer.latest())
@@ -62,6 +75,6 @@ def sink(cfg: JobConfig, topic: str, transactional_id_prefix: str) -> KafkaSink:
         b = b.set_transactional_id_prefix(transactional_id_prefix).set_property(
             "transaction.timeout.ms", str(cfg.job.transaction_timeout_ms)
         )
-    for k, v in cfg.kafka.properties:
+    for k, v in client_properties(cfg):
         b = b.set_property(k, v)
     return b.build()

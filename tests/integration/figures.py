@@ -1,8 +1,8 @@
 """Figures the reliability tests measure, written where the README's table is made from.
 
 Each test writes ``<name>.json`` under ``reliability-results/`` (or ``$RTML_FIGURES_DIR``)
-and prints it; ``make reliability`` runs the tests, then ``docs/reliability/`` keeps the
-copy the README quotes.
+and prints it (``make test-slow`` for the failure tests, ``make test`` for the hostile-input
+test); ``docs/reliability/`` keeps the copy the README quotes.
 """
 
 from __future__ import annotations

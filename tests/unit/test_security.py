@@ -119,3 +119,14 @@ def test_environment_variables_fill_in_secrets(tmp_path, monkeypatch):
     p.write_text(text)
     monkeypatch.setenv("RTML_T_PW", "hunter2")
     assert dict(load_config(p).kafka.properties)["sasl.password.x"] == "a-hunter2-b"
+
+
+def test_class_names_in_kafka_properties_follow_the_connectors_relocation(cfg):
+    from flink_jobs.kafka_io import SHADED_KAFKA_PACKAGE, client_properties
+
+    jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required username="u";'
+    c = replace(cfg, kafka=replace(cfg.kafka, properties=(("sasl.jaas.config", jaas),)))
+    ((_, v),) = client_properties(c)
+    assert v == SHADED_KAFKA_PACKAGE + jaas.removeprefix("org.apache.kafka.")
+    c = replace(cfg, kafka=replace(cfg.kafka, properties=(("sasl.jaas.config", v),)))
+    assert client_properties(c) == [("sasl.jaas.config", v)]  # already relocated: unchanged
