@@ -104,7 +104,10 @@ def produce(
     n = 0
     try:
         for rec in records:
-            p.send(topic, rec.encode("utf-8", "surrogatepass") if isinstance(rec, str) else rec)
+            if rec is None:  # a tombstone: a key and no value
+                p.send(topic, key=b"tombstone", value=None)
+            else:
+                p.send(topic, rec.encode("utf-8", "surrogatepass") if isinstance(rec, str) else rec)
             n += 1
             if progress and n % 5000 == 0:
                 progress(n)
