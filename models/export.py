@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.estimators import register_onnx_converter
 from models.metadata import ModelInput, ModelMetadata
 from models.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, ModelVersion, Registry
 from models.train import frame_for_model
@@ -31,6 +32,7 @@ def to_onnx(pipe: Any, inputs: tuple[ModelInput, ...]) -> bytes:
         for i in inputs
     ]
     clf = pipe.steps[-1][1] if hasattr(pipe, "steps") else pipe
+    register_onnx_converter(clf)
     try:
         onx = convert_sklearn(
             pipe,
@@ -41,7 +43,7 @@ def to_onnx(pipe: Any, inputs: tuple[ModelInput, ...]) -> bytes:
     except Exception as e:  # skl2onnx raises many types for unsupported models
         raise ModelError(
             f"cannot convert {type(clf).__name__} to ONNX: {str(e).splitlines()[0][:200]}",
-            hint="use a scikit-learn estimator skl2onnx supports",
+            hint="use a scikit-learn estimator skl2onnx supports, LightGBM or XGBoost",
         ) from None
     return onx.SerializeToString()
 
@@ -126,7 +128,7 @@ def export(
     onnx_bytes = to_onnx(pipe, inputs)
     par = parity(pipe, onnx_bytes, hold, inputs, tolerance)
     progress(
-        f"parity on {par['rows']} held-out rows: max |p_sklearn - p_onnx| = {par['max_abs_diff']:.2e} (tolerance {tolerance})"
+        f"parity on {par['rows']} held-out rows: max |p_model - p_onnx| = {par['max_abs_diff']:.2e} (tolerance {tolerance})"
     )
     if not par["max_abs_diff"] <= tolerance:
         raise ParityError(

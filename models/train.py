@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import LABEL_COLUMN, fingerprint
+from models.estimators import make_classifier
 from models.metadata import ModelInput
 from rtml.config import JobConfig
 from rtml.errors import ModelError
@@ -44,9 +45,8 @@ def frame_for_model(df: pd.DataFrame, inputs: tuple[ModelInput, ...]) -> pd.Data
     return out
 
 
-def make_pipeline(inputs: tuple[ModelInput, ...], seed: int):
+def make_pipeline(inputs: tuple[ModelInput, ...], seed: int, estimator: str = "hgb"):
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
@@ -59,10 +59,12 @@ def make_pipeline(inputs: tuple[ModelInput, ...], seed: int):
         ],
         sparse_threshold=0.0,
     )
-    clf = HistGradientBoostingClassifier(
-        max_iter=150, learning_rate=0.1, max_leaf_nodes=31, random_state=seed
-    )
-    return Pipeline([("pre", pre), ("clf", clf)])
+    return Pipeline([("pre", pre), ("clf", make_classifier(estimator, seed))])
+
+
+def _framework(clf) -> str:
+    module = type(clf).__module__.split(".")[0]
+    return f"{'sklearn' if module == 'sklearn' else module} {type(clf).__name__}"
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,12 @@ class TrainResult:
 
 
 def train(
-    cfg: JobConfig, df: pd.DataFrame, out_dir: Path, seed: int = 0, progress=print
+    cfg: JobConfig,
+    df: pd.DataFrame,
+    out_dir: Path,
+    seed: int = 0,
+    progress=print,
+    estimator: str = "hgb",
 ) -> TrainResult:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -86,7 +93,7 @@ def train(
             "the training rows hold only one class",
             hint="generate or supply more history with both outcomes",
         )
-    pipe = make_pipeline(inputs, seed)
+    pipe = make_pipeline(inputs, seed, estimator)
     progress(
         f"fitting on {len(train_df)} rows ({int(y_train.sum())} positive), {len(inputs)} inputs"
     )
@@ -122,7 +129,7 @@ def train(
     ref[cols].to_parquet(out_dir / "reference.parquet", index=False)
     info = {
         "model_name": cfg.model.name,
-        "framework": f"sklearn {type(pipe.named_steps['clf']).__name__}",
+        "framework": _framework(pipe.named_steps["clf"]),
         "inputs": [[i.name, i.type] for i in inputs],
         "feature_set_fingerprint": cfg.features.fingerprint(),
         "data_fingerprint": fingerprint(df),

@@ -129,6 +129,12 @@ def parser() -> argparse.ArgumentParser:
         help="JSON-lines events to train on instead of a generated history",
     )
     p.add_argument("--labels", type=Path, default=None, help="JSON-lines labels for --history")
+    p.add_argument(
+        "--estimator",
+        choices=["hgb", "lightgbm", "xgboost"],
+        default="hgb",
+        help="the classifier: scikit-learn HistGradientBoosting, LightGBM or XGBoost",
+    )
 
     p = sub.add_parser("export", help="export the trained model to ONNX, check parity, register it")
     _config_arg(p)
@@ -301,6 +307,7 @@ def dispatch(a: argparse.Namespace) -> int:
             scenario_options(a.seed, a.events, a.days, None, 0.0, a.bias, 0.0),
             a.history,
             a.labels,
+            a.estimator,
         )
     elif a.cmd == "export":
         from rtml.commands.data import export_model

@@ -78,7 +78,11 @@ def produce_scenario(
 
 
 def train_model(
-    cfg: JobConfig, opts: ScenarioOptions | None, history: Path | None, labels: Path | None
+    cfg: JobConfig,
+    opts: ScenarioOptions | None,
+    history: Path | None,
+    labels: Path | None,
+    estimator: str = "hgb",
 ) -> dict:
     if history is not None:
         if labels is None:
@@ -98,8 +102,8 @@ def train_model(
     df = build_dataset(cfg, raw_events, raw_labels)
     say(f"    {len(df)} labelled rows")
     out = paths.artifacts_dir() / cfg.model.name
-    step("training a gradient-boosted classifier (HistGradientBoosting)")
-    res = train(cfg, df, out, progress=lambda m: say(f"    {m}"))
+    step(f"training a gradient-boosted classifier ({estimator})")
+    res = train(cfg, df, out, progress=lambda m: say(f"    {m}"), estimator=estimator)
     m = res.metrics
     say(
         f"    held-out ROC AUC {m['roc_auc']:.4f}, average precision {m['average_precision']:.4f}; artifacts in {out}"
