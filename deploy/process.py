@@ -8,6 +8,9 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -51,11 +54,13 @@ def alive(pid: int) -> bool:
         return True
 
 
-def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+def wait_for(check: Callable[[], T], timeout: float, interval: float = 0.5) -> T:
+    """Poll ``check`` until it returns something truthy (returned) or ``timeout`` passes
+    (then its last, falsy, result)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
-            return True
+        if v := check():
+            return v
         time.sleep(interval)
     return check()
 

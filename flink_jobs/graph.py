@@ -67,6 +67,10 @@ def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStra
     return ws.with_timestamp_assigner(FieldTimestamp(time_field))
 
 
+def _union(first: DataStream, *rest: DataStream) -> DataStream:
+    return first.union(*rest) if rest else first
+
+
 def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str, part: str) -> None:
     """Sink a stream of JSON strings, produced directly by the Python function upstream (a side
     output or its main output: no extra Python map operator in front of a sink)."""
@@ -86,10 +90,9 @@ def add_features(
     duplicates' dead letters."""
     late: list[DataStream] = []
     dead: list[DataStream] = []
-    for entity in cfg.schema.entities:
-        if entity.name not in cfg.features.entities:
-            continue
-        first = not dead
+    entities = [e for e in cfg.schema.entities if e.name in cfg.features.entities]
+    for i, entity in enumerate(entities):
+        first = i == 0
         stream = (
             stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
             .process(
@@ -198,15 +201,10 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
     stream, late, duplicates = add_features(stream, cfg)
     scored = score_to_topic(env, stream, cfg, opts)
     _to_topic(
-        cfg,
-        event_dead_letters.union(*duplicates) if duplicates else event_dead_letters,
-        t.dead_letter,
-        "dead-letters",
-        opts.part,
+        cfg, _union(event_dead_letters, *duplicates), t.dead_letter, "dead-letters", opts.part
     )
     if late:
-        late_all = late[0].union(*late[1:]) if len(late) > 1 else late[0]
-        _to_topic(cfg, late_all, t.late, "late-events", opts.part)
+        _to_topic(cfg, _union(*late), t.late, "late-events", opts.part)
     return scored
 
 
@@ -311,10 +309,4 @@ def _monitoring(
     )
     _to_topic(cfg, drift, t.drift, "drift", opts.part)
     alerts.append(drift.get_side_output(ALERTS))
-    _to_topic(
-        cfg,
-        alerts[0].union(*alerts[1:]) if len(alerts) > 1 else alerts[0],
-        t.alerts,
-        "alerts",
-        opts.part,
-    )
+    _to_topic(cfg, _union(*alerts), t.alerts, "alerts", opts.part)

@@ -63,8 +63,8 @@ def make_pipeline(inputs: tuple[ModelInput, ...], seed: int, estimator: str = "h
 
 
 def _framework(clf) -> str:
-    module = type(clf).__module__.split(".")[0]
-    return f"{'sklearn' if module == 'sklearn' else module} {type(clf).__name__}"
+    """e.g. "sklearn HistGradientBoostingClassifier", "lightgbm LGBMClassifier"."""
+    return f"{type(clf).__module__.split('.')[0]} {type(clf).__name__}"
 
 
 @dataclass(frozen=True)

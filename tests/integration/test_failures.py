@@ -111,6 +111,21 @@ def _kill_tree(proc) -> int:
     return len(victims)
 
 
+def _drain_once_consumed(c, cluster, job: str, n_events: int) -> int:
+    """Wait until the job has consumed and checkpointed every event, then stop it with
+    ``drain`` (its last transaction committed); returns how often it restarted."""
+    topic = c.kafka.topics.events
+    wait_for(
+        lambda: committed_offsets(c, [topic])[topic] >= n_events,
+        900,
+        "the job to consume and checkpoint every event",
+        every=2,
+    )
+    restarts = cluster.rest.restarts(job)
+    jobs_stop(cluster.address, job, None, drain=True)
+    return restarts
+
+
 def _running_again(rest: FlinkRest, job: str, restarts: int) -> bool:
     return rest.restarts(job) > restarts and rest.job(job)["state"] == "RUNNING"
 
@@ -145,14 +160,7 @@ def test_kill_9_taskmanagers_three_times_loses_and_duplicates_nothing(cfg, broke
             lambda r=restarts: _running_again(rest, job, r), 300, f"recovery from kill {k + 1}"
         )
         cluster.add_taskmanager()
-    wait_for(
-        lambda: committed_offsets(c, [t.events])[t.events] >= len(events),
-        900,
-        "the job to consume and checkpoint every event",
-        every=2,
-    )
-    restarts = rest.restarts(job)
-    jobs_stop(cluster.address, job, None, drain=True)
+    restarts = _drain_once_consumed(c, cluster, job, len(events))
     seconds = time.monotonic() - t0
 
     counts = _check_exactly_once(c, events)
@@ -195,14 +203,7 @@ def test_broker_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
     time.sleep(BROKER_DOWN_S)
     broker.start()
     produce(c, t.events, raw[half:])  # the stream goes on after the restart
-    wait_for(
-        lambda: committed_offsets(c, [t.events])[t.events] >= len(events),
-        900,
-        "the job to consume and checkpoint every event after the broker restart",
-        every=2,
-    )
-    restarts = rest.restarts(job)
-    jobs_stop(cluster.address, job, None, drain=True)
+    restarts = _drain_once_consumed(c, cluster, job, len(events))
 
     counts = _check_exactly_once(c, events)
     record_figures(
