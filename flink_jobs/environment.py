@@ -29,20 +29,22 @@ def create_env(cfg: JobConfig, opts: RunOptions) -> StreamExecutionEnvironment:
         conf.set_string("pipeline.jars", ";".join(opts.jars))
     conf.set_string("pipeline.name", cfg.job.name)
     # Python state reads that miss the worker's cache block on a round trip to the JVM; the
-    # default cache (1000 entries) thrashes across accounts, merchants and event ids.
+    # default cache (1000 entries) thrashes across accounts and merchants. The cache outlives
+    # bundles (measured: one miss per key over 40k events).
     conf.set_string("python.state.cache-size", str(cfg.job.state_cache_size))
     conf.set_string("python.map-state.read-cache-size", str(cfg.job.state_cache_size))
     conf.set_string("python.map-state.write-cache-size", str(cfg.job.state_cache_size))
-    # The Python state cache is dropped at every bundle end, so each bundle re-reads the state
-    # of every key it touches (a blocking round trip each): larger bundles, fewer re-reads.
+    # At every bundle end the changed state of each key the bundle touched is written back to
+    # the JVM (a round trip per key): larger bundles, fewer writes per event.
     conf.set_string("python.fn-execution.bundle.size", str(cfg.job.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", f"{cfg.job.bundle_time_ms}")
     if os.environ.get(
         "RTML_PYTHON_PROFILE"
     ):  # cProfile stats of the Python workers, in the TaskManager log
         conf.set_string("python.profile.enabled", "true")
-    # embedded runs: one slot for the scoring pipeline, one for the monitors
-    conf.set_string("taskmanager.numberOfTaskSlots", str(2 * cfg.job.parallelism))
+    # embedded runs: a slot per Python worker of the scoring pipeline, one for the monitors
+    slots = (cfg.job.python_workers + 1) * cfg.job.parallelism
+    conf.set_string("taskmanager.numberOfTaskSlots", str(slots))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.job.parallelism)
     return env

@@ -52,6 +52,15 @@ IDLE_CONTROL_TIMEOUT_S = 1
 # stay out of the scoring worker). They still slow scoring down through the shared stream and
 # CPU: measured in benchmarks/monitor_latency.py, see README "Limits".
 MONITORING_SLOTS = "monitoring"
+# With [job] python_workers = 2, the stages after the first keyed one (further entities'
+# features, scoring) run in this slot sharing group: their own slot, so their own Python
+# worker process. In process mode all Python operators of a slot share one worker, and one
+# worker is one core: measured, that worker was the scoring pipeline's bottleneck.
+SCORING_SLOTS = "scoring"
+
+
+def _second_worker(stream: DataStream, cfg: JobConfig) -> DataStream:
+    return stream.slot_sharing_group(SCORING_SLOTS) if cfg.job.python_workers == 2 else stream
 
 
 def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStrategy:
@@ -110,6 +119,8 @@ def add_features(
             .uid(f"features-{entity.name}")
             .name(f"features by {entity.key}")
         )
+        if not first:
+            stream = _second_worker(stream, cfg)
         late.append(stream.get_side_output(LATE_EVENTS))
         if first:
             dead.append(stream.get_side_output(DEAD_LETTERS))
@@ -236,6 +247,7 @@ def score_to_topic(
         .uid("score")
         .name("score (ONNX Runtime)")
     )
+    scored = _second_worker(scored, cfg)
     t = cfg.kafka.topics
     _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores", opts.part)
     _to_topic(cfg, scored.get_side_output(MODEL_EVENTS), t.alerts, "model-events", opts.part)

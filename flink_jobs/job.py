@@ -17,7 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rtml.errors import RtmlError  # noqa: E402
 
 # command-line options that override the [job] setting of the same name when given
-JOB_OVERRIDES = ("parallelism", "state_backend", "bundle_time_ms", "delivery", "feature_order")
+JOB_OVERRIDES = (
+    "parallelism",
+    "state_backend",
+    "bundle_time_ms",
+    "delivery",
+    "feature_order",
+    "python_workers",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="override [job] bundle_time: how long a Python bundle may hold records",
+    )
+    p.add_argument(
+        "--python-workers",
+        type=int,
+        choices=[1, 2],
+        default=None,
+        help="override [job] python_workers: 2 splits the scoring pipeline over two Python "
+        "processes (two slots per parallel instance)",
     )
     p.add_argument(
         "--delivery",

@@ -82,6 +82,14 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="Python bundle time for every job (default: the config's [job] bundle_time)",
     )
+    p.add_argument(
+        "--python-workers",
+        type=int,
+        choices=[1, 2],
+        default=2,
+        help="Python worker processes of the pipeline (c): 2 uses both slots of the "
+        "TaskManager (default), 1 the config's single worker",
+    )
 
     for name, helptext in (
         ("broker", "the local Kafka broker (KRaft) on 127.0.0.1"),
@@ -274,6 +282,7 @@ def dispatch(a: argparse.Namespace) -> int:
                 broker_port=a.port,
                 rest_port=a.rest_port,
                 bundle_time_ms=a.bundle_time_ms,
+                python_workers=a.python_workers,
             )
         )
     elif a.cmd == "broker":

@@ -153,8 +153,11 @@ class JobSettings:
     transaction_timeout_ms: int = 600_000
     state_backend: str = "hashmap"
     state_cache_size: int = 100_000  # Python-side state cache entries per worker
-    bundle_size: int = 1000  # records per Python bundle (state cache lives one bundle)
+    bundle_size: int = 1000  # records per Python bundle (changed state is written back at its end)
     bundle_time_ms: int = 1000  # a bundle closes at the latest after this long
+    # Python worker processes per parallel instance of the scoring pipeline: 2 puts the
+    # stages after the first keyed one in their own slot sharing group (own slot, own worker)
+    python_workers: int = 1
     # "arrival": features on arrival (lowest latency; exact when each key's events arrive in
     # event-time order, i.e. parallelism 1). "event-time": each keyed stage buffers an event
     # until the watermark passes it, then applies events in (time, id) order: identical
@@ -268,6 +271,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         state_cache_size=int(j.get("state_cache_size", 100_000)),
         bundle_size=int(j.get("bundle_size", 1000)),
         bundle_time_ms=parse_duration(j.get("bundle_time", "1s"), "[job] bundle_time"),
+        python_workers=int(j.get("python_workers", 1)),
         feature_order=str(j.get("feature_order", "arrival")),
     )
     if job.feature_order not in ("arrival", "event-time"):
@@ -284,6 +288,11 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         raise ConfigError(
             f"[job] execution_mode = {job.execution_mode!r} is not supported",
             hint="use 'process' or 'thread'",
+        )
+    if job.python_workers not in (1, 2):
+        raise ConfigError(
+            f"[job] python_workers = {job.python_workers} is not supported",
+            hint="use 1 (one Python process per parallel instance) or 2 (the scoring pipeline split in two: twice the slots, two cores busy)",
         )
     if job.state_backend not in ("hashmap", "rocksdb"):
         raise ConfigError(

@@ -69,6 +69,7 @@ class BenchOptions:
     broker_port: int = 9092
     rest_port: int = 8081
     bundle_time_ms: int | None = None  # None: the config's [job] bundle_time
+    python_workers: int = 2  # (c)'s Python processes: the TaskManager's two slots
 
 
 @dataclass
@@ -97,6 +98,9 @@ def run_bench(o: BenchOptions) -> dict:
     ensure_model(base, False, 12_000, 12_000 / EVENTS_PER_DAY, 0.25)
     stamp = time.strftime("%Y%m%d%H%M%S")
     target = JobTarget(o.config, bootstrap=broker.bootstrap, bundle_time_ms=o.bundle_time_ms)
+    # (a) and (b) are one Python stage each: one worker. (c) has four Python stages; split
+    # over two workers it keeps both cores busy (flink_jobs.graph.SCORING_SLOTS)
+    workers = {"floor": None, "naive": None, "scoring": o.python_workers}
     figs = {k: JobFigures(k, label) for k, label in JOBS.items()}
 
     sc = generate(_scenario(o.events, seed=11))
@@ -111,7 +115,13 @@ def run_bench(o: BenchOptions) -> dict:
         sampler = ProcessSampler(cluster.taskmanager_processes).start()
         submit(
             cfg,
-            replace(target, topic_prefix=prefix, bounded=True, part=kind),
+            replace(
+                target,
+                topic_prefix=prefix,
+                bounded=True,
+                part=kind,
+                python_workers=workers[kind],
+            ),
             cluster.address,
             detached=False,
         )
@@ -139,7 +149,13 @@ def run_bench(o: BenchOptions) -> dict:
         step(f"latency of {JOBS[kind]} ({delivery}) at {rate:,.0f} events/s for {o.seconds:g}s")
         lat, sampler, state = _latency_run(
             cfg,
-            replace(target, topic_prefix=prefix, part=kind, delivery=delivery),
+            replace(
+                target,
+                topic_prefix=prefix,
+                part=kind,
+                delivery=delivery,
+                python_workers=workers[kind],
+            ),
             cluster,
             paced_raw,
             valid_ids,
@@ -162,6 +178,7 @@ def run_bench(o: BenchOptions) -> dict:
         "paced_events": len(paced_raw),
         "checkpoint_interval_ms": base.job.checkpoint_interval_ms,
         "bundle_time_ms": o.bundle_time_ms or base.job.bundle_time_ms,
+        "pipeline_python_workers": o.python_workers,
         "jobs": {k: asdict(v) for k, v in figs.items()},
     }
     result["ratios"] = ratios(result["jobs"])

@@ -40,6 +40,7 @@ class JobTarget:
     feature_order: str | None = None  # None: the config's [job] feature_order
     delivery: str | None = None  # None: the config's [job] delivery
     bundle_time_ms: int | None = None  # None: the config's [job] bundle_time
+    python_workers: int | None = None  # None: the config's [job] python_workers
 
     def args(self) -> list[str]:
         a = [
@@ -71,6 +72,7 @@ _OPTIONAL_ARGS = (
     "feature_order",
     "delivery",
     "bundle_time_ms",
+    "python_workers",
 )
 
 

@@ -33,11 +33,27 @@ def scenario_records():
     return raws, events, len(sc.bad)
 
 
-@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "unbounded"])
-def test_flink_features_equal_offline_replay(cfg, bounded):
+# small bundles and a tiny Python state cache: state is written back to the JVM every few
+# events (rtml's pipelined commit) and mostly read back from it (the StoredFeatures bytes,
+# not the live object); two workers: the second entity's operator in its own Python process
+TIGHT = {
+    "python.fn-execution.bundle.size": "7",
+    "python.state.cache-size": "3",
+    "taskmanager.numberOfTaskSlots": "2",
+}
+
+
+@pytest.mark.parametrize(
+    "bounded,tight",
+    [(True, False), (False, False), (True, True)],
+    ids=["bounded", "unbounded", "small-bundles-two-workers"],
+)
+def test_flink_features_equal_offline_replay(cfg, bounded, tight):
     """Unbounded jobs add idleness detection to the watermark strategy: the records must still
     be timed by their event-time field (PyFlink's ``with_idleness`` once dropped the assigner
     and the job ran on Kafka append times)."""
+    from dataclasses import replace
+
     from pyflink.common import Configuration, Types
     from pyflink.datastream import StreamExecutionEnvironment
 
@@ -48,6 +64,10 @@ def test_flink_features_equal_offline_replay(cfg, bounded):
     raws, events, n_bad = scenario_records()
     conf = Configuration()
     conf.set_string("python.executable", sys.executable)
+    if tight:
+        for k, v in TIGHT.items():
+            conf.set_string(k, v)
+        cfg = replace(cfg, job=replace(cfg.job, python_workers=2))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     raw = env.from_collection(raws, type_info=Types.STRING())

@@ -88,6 +88,7 @@ def test_durations(text, ms):
         (lambda r: r.pop("model"), "missing section [model]"),
         (lambda r: r["job"].update(feature_order="random"), "feature_order = 'random'"),
         (lambda r: r["job"].update(state_backend="disk"), "state_backend = 'disk'"),
+        (lambda r: r["job"].update(python_workers=3), "python_workers = 3"),
     ],
 )
 def test_mistakes_are_explained(mutate, message):

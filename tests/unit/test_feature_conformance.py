@@ -290,3 +290,28 @@ def test_replay_gives_a_resent_event_no_features_and_counts_it_once():
     assert r.observe({"id": "a", "k": "1", "ts": 1_000}) == {"e_count_1h": 0.0}
     assert r.observe({"id": "a", "k": "1", "ts": 1_000}) is None
     assert r.observe({"id": "b", "k": "1", "ts": 2_000}) == {"e_count_1h": 1.0}
+
+
+def test_stored_features_pickle_as_their_snapshot_and_stay_live_between_events():
+    """What the job keeps in Flink state: the live object between events (no decode per
+    event), and exactly the snapshot bytes (plus a class reference) when Flink serializes it."""
+    import pickle
+
+    from udfs.features.stored import StoredFeatures
+
+    fs = ALL
+    s = EntityFeatures(fs)
+    for i in range(20):
+        s.observe(i * MIN, {"x": float(i), "cat": f"c{i % 3}"}, f"id-{i}")
+    held = StoredFeatures.of(s)
+    assert held.features(fs) is s  # the live object, not a copy
+
+    data = pickle.dumps(held)
+    assert len(data) < len(s.snapshot()) + 120  # the snapshot bytes and a class reference
+    back = pickle.loads(data)
+    restored = back.features(fs)
+    assert restored is not s and restored.snapshot() == s.snapshot()
+    assert back.features(fs) is restored  # restored once, then kept live
+    assert pickle.loads(pickle.dumps(back)).snapshot() == s.snapshot()
+    with pytest.raises(ValueError):
+        StoredFeatures()

@@ -12,6 +12,8 @@ from rtml.config import Entity
 from rtml.errors import RecordError
 from udfs.features.engine import EntityFeatures
 from udfs.features.spec import FeatureSet
+from udfs.features.stored import StoredFeatures
+from udfs.flink import state_writes
 from udfs.flink.metrics import counters
 from udfs.flink.records import to_json_nan_safe
 from udfs.validation import dead_letter
@@ -57,8 +59,10 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.state = None
 
     def open(self, runtime_context: RuntimeContext):
+        state_writes.install()
+        # the live EntityFeatures between events; its snapshot() bytes when Flink serializes it
         self.state = runtime_context.get_state(
-            ValueStateDescriptor(f"features-{self.entity.name}", Types.STRING())
+            ValueStateDescriptor(f"features-{self.entity.name}", Types.PICKLED_BYTE_ARRAY())
         )
         # events waiting for the watermark (ordered mode): JSON [ts, event]
         self.pending = runtime_context.get_list_state(
@@ -67,8 +71,8 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.late_events, self.duplicates = counters(runtime_context, "late_events", "duplicates")
 
     def _load(self) -> EntityFeatures | None:
-        raw = self.state.value()
-        return None if raw is None else EntityFeatures.restore(self.features, raw.encode())
+        stored = self.state.value()
+        return None if stored is None else stored.features(self.features)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         ts = ctx.timestamp()
@@ -114,7 +118,7 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         return to_json_nan_safe(dead_letter(to_json_nan_safe(value), err, self.source))
 
     def _save(self, st: EntityFeatures, old_expiry: int | None, ctx) -> None:
-        self.state.update(st.snapshot().decode())
+        self.state.update(StoredFeatures.of(st))
         expiry = self._expiry_timer(st)
         if expiry != old_expiry:  # timer calls are costly in PyFlink: one per key per day at most
             ctx.timer_service().register_event_time_timer(expiry)
