@@ -14,6 +14,7 @@ from pathlib import Path
 # `flink run -py` executes this file as a script: make the project importable from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rtml.config import PYTHON_WORKERS  # noqa: E402
 from rtml.errors import RtmlError  # noqa: E402
 
 # command-line options that override the [job] setting of the same name when given
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--python-workers",
         type=int,
-        choices=[1, 2],
+        choices=PYTHON_WORKERS,
         default=None,
         help="override [job] python_workers: 2 splits the scoring pipeline over two Python "
         "processes (two slots per parallel instance)",

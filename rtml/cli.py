@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from models.estimators import ESTIMATORS
 from rtml import paths
+from rtml.config import PYTHON_WORKERS
 from rtml.console import fail
 from rtml.errors import ConfigError, RtmlError
 
@@ -85,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--python-workers",
         type=int,
-        choices=[1, 2],
+        choices=PYTHON_WORKERS,
         default=2,
         help="Python worker processes of the pipeline (c): 2 uses both slots of the "
         "TaskManager (default), 1 the config's single worker",
@@ -139,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, default=None, help="JSON-lines labels for --history")
     p.add_argument(
         "--estimator",
-        choices=["hgb", "lightgbm", "xgboost"],
+        choices=ESTIMATORS,
         default="hgb",
         help="the classifier: scikit-learn HistGradientBoosting, LightGBM or XGBoost",
     )

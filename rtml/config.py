@@ -17,6 +17,8 @@ from typing import Any
 from rtml.errors import ConfigError
 from udfs.features.spec import AGGREGATIONS, FeatureSet, FeatureSpec
 
+PYTHON_WORKERS = (1, 2)  # [job] python_workers: the scoring pipeline in one or two processes
+
 FIELD_TYPES = ("string", "float", "int", "category", "timestamp", "bool")
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -289,7 +291,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
             f"[job] execution_mode = {job.execution_mode!r} is not supported",
             hint="use 'process' or 'thread'",
         )
-    if job.python_workers not in (1, 2):
+    if job.python_workers not in PYTHON_WORKERS:
         raise ConfigError(
             f"[job] python_workers = {job.python_workers} is not supported",
             hint="use 1 (one Python process per parallel instance) or 2 (the scoring pipeline split in two: twice the slots, two cores busy)",
