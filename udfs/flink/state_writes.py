@@ -14,13 +14,16 @@ order, and when the bundle counts as finished do not change: the requests travel
 one gRPC stream and the JVM applies them in order (Beam's own commit relies on this when it
 sends a key's clear and append without waiting in between), and ``commit`` returns only once
 every write is acknowledged, so a checkpoint never sees half a bundle. A failed write raises,
-as a failed state read does. Measured side by side: 748 and 809 events/s without it, 878 to
-979 with it (one Python worker, 30,000 events).
+as a failed state read does. Measured in bounded runs of 30,000 events, one after another:
+748 and 809 events/s without it, 831 to 979 with it (one Python worker).
 """
 
 from __future__ import annotations
 
 import logging
+
+from apache_beam.runners.worker.bundle_processor import SynchronousBagRuntimeState
+from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
 
 log = logging.getLogger("rtml.state")
 
@@ -31,10 +34,8 @@ _installed = False
 
 
 def _send(internal_state) -> list:
-    """Send one state's pending writes and reset it as PyFlink does; returns the futures."""
-    from apache_beam.runners.worker.bundle_processor import SynchronousBagRuntimeState
-    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
-
+    """Send one state's pending writes and reset it as PyFlink does; returns the futures.
+    Called for every state in the worker's cache at every bundle end: no imports in here."""
     if not isinstance(internal_state, SynchronousBagRuntimeState):
         # map states (and None): PyFlink's own commit, which batches a map's writes already
         RemoteKeyedStateBackend.commit_internal_state(internal_state)
@@ -80,7 +81,6 @@ def install() -> bool:
     global _installed
     if _installed:
         return True
-    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
     from pyflink.version import __version__
 
     if not __version__.startswith(CHECKED_PYFLINK):
