@@ -5,7 +5,8 @@
                  -> key by entity 1 -> features (state) --(late)--> late-events topic
                  -> key by entity 2 -> features (state) ...
                  -> score (ONNX Runtime) -> scores topic
-                        ^-- control topic (broadcast: switch model version) --> alerts topic
+                        ^-- control topic (broadcast: switch model version, start or stop a
+                        |   shadow candidate) --> alerts topic; live vs candidate -> shadow topic
                         |-> fairness per window  <- labels topic (parse, event time)
                         |   (labels joined by event id in state, time-out)  -> fairness topic
                         '-> drift per window (Evidently, workspace)         -> drift topic
@@ -33,6 +34,7 @@ from flink_jobs.tags import (
     LATE_EVENTS,
     MODEL_EVENTS,
     SCORES_JSON,
+    SHADOW,
 )
 from rtml.config import JobConfig
 from udfs.flink.features import EntityFeaturesFunction
@@ -240,7 +242,7 @@ def score_to_topic(
     """Score every event (ONNX Runtime) with the model the control topic last activated and
     sink the score records to the scores topic, model switches to the alerts topic; returns
     the scored stream (for the monitors)."""
-    score = ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON, MODEL_EVENTS)
+    score = ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON, MODEL_EVENTS, SHADOW)
     scored = (
         stream.connect(_model_switches(env, cfg, opts.bounded))
         .process(score, output_type=RECORD)
@@ -251,6 +253,7 @@ def score_to_topic(
     t = cfg.kafka.topics
     _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores", opts.part)
     _to_topic(cfg, scored.get_side_output(MODEL_EVENTS), t.alerts, "model-events", opts.part)
+    _to_topic(cfg, scored.get_side_output(SHADOW), t.shadow, "shadow", opts.part)
     return scored
 
 

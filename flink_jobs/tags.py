@@ -9,3 +9,4 @@ LATE_EVENTS = OutputTag("late-events", Types.STRING())
 ALERTS = OutputTag("alerts", Types.STRING())  # fairness breaches and drifted windows
 SCORES_JSON = OutputTag("scores-json", Types.STRING())  # what the scores topic receives
 MODEL_EVENTS = OutputTag("model-events", Types.STRING())  # models activated or rejected
+SHADOW = OutputTag("shadow", Types.STRING())  # live vs candidate score while a candidate shadows

@@ -160,11 +160,15 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "models",
-        help="list or show registered models; activate a version (running jobs switch to it)",
+        help="list or show registered models; activate a version (running jobs switch to it); "
+        "shadow a candidate (it scores alongside the live model), unshadow it, judge it with shadow-report",
     )
-    p.add_argument("action", choices=["list", "show", "activate"])
+    p.add_argument("action", choices=MODEL_ACTIONS)
     p.add_argument("name", nargs="?", default=None, help="model name (default: the config's)")
     p.add_argument("--version", default="current")
+    p.add_argument(
+        "--out", type=Path, default=None, help="shadow-report: also write the summary as JSON"
+    )
     _config_arg(p)
 
     for name, helptext in (
@@ -262,6 +266,41 @@ def _load(a: argparse.Namespace):
     return cfg
 
 
+MODEL_ACTIONS = ("list", "show", "activate", "shadow", "unshadow", "shadow-report")
+
+
+def _models(a: argparse.Namespace) -> None:
+    from rtml.commands import models
+
+    if a.action == "list":
+        models.models_list()
+        return
+    if a.action == "show":
+        models.models_show(a.name or _load(a).model.name, a.version)
+        return
+    cfg = _load(a)
+    if a.name not in (None, cfg.model.name):
+        raise ConfigError(
+            f"the config's job serves {cfg.model.name!r}, not {a.name!r}",
+            hint="pass the config of the job that serves this model",
+        )
+    if a.action == "unshadow":
+        models.models_unshadow(cfg)
+        return
+    if a.action == "shadow-report":
+        models.shadow_report(cfg, a.out)
+        return
+    if not a.version.isdigit():
+        raise ConfigError(
+            f"--version {a.version!r} is not a version number",
+            hint="pick one from `rtml models list`",
+        )
+    if a.action == "activate":
+        models.models_activate(cfg, a.version)
+    else:
+        models.models_shadow(cfg, a.version)
+
+
 def dispatch(a: argparse.Namespace) -> int:
     if a.cmd == "setup":
         from rtml.commands.services import setup
@@ -325,25 +364,7 @@ def dispatch(a: argparse.Namespace) -> int:
 
         export_model(_load(a), a.tolerance, not a.no_current)
     elif a.cmd == "models":
-        from rtml.commands.data import models_activate, models_list, models_show
-
-        if a.action == "list":
-            models_list()
-        elif a.action == "show":
-            models_show(a.name or _load(a).model.name, a.version)
-        else:
-            cfg = _load(a)
-            if a.name not in (None, cfg.model.name):
-                raise ConfigError(
-                    f"the config's job serves {cfg.model.name!r}, not {a.name!r}",
-                    hint="pass the config of the job that serves this model",
-                )
-            if not a.version.isdigit():
-                raise ConfigError(
-                    f"--version {a.version!r} is not a version number",
-                    hint="pick one from `rtml models list`",
-                )
-            models_activate(cfg, a.version)
+        _models(a)
     elif a.cmd in ("run", "submit"):
         from rtml.commands.job import JobTarget, run_embedded, submit
 

@@ -88,6 +88,9 @@ class Topics:
     drift: str
     alerts: str
     control: str  # model switches for the running job (`rtml models activate`)
+    shadow: (
+        str  # live vs candidate score per event while a candidate shadows (`rtml models shadow`)
+    )
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -100,6 +103,7 @@ class Topics:
             self.drift,
             self.alerts,
             self.control,
+            self.shadow,
         )
 
 
@@ -217,10 +221,10 @@ def _client_properties(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), expand(str(k), str(v))) for k, v in raw.items()))
 
 
-def _default_control_topic(events: str) -> str:
-    """``cards.events`` -> ``cards.control``; a topic without a dot gets ``-control``."""
+def _default_topic(events: str, name: str) -> str:
+    """``cards.events`` -> ``cards.<name>``; a topic without a dot gets ``-<name>``."""
     head, dot, _ = events.rpartition(".")
-    return f"{head}.control" if dot else f"{events}-control"
+    return f"{head}.{name}" if dot else f"{events}-{name}"
 
 
 def load_config(path: str | Path) -> JobConfig:
@@ -304,7 +308,8 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
 
     k = _section(raw, "kafka", src)
     t = _req(k, "topics", "[kafka]")
-    t = {"control": _default_control_topic(str(t.get("events", ""))), **t}
+    events = str(t.get("events", ""))
+    t = {name: _default_topic(events, name) for name in ("control", "shadow")} | t
     try:
         topics = Topics(**{name: str(t[name]) for name in Topics.__dataclass_fields__})
     except KeyError as e:

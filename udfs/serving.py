@@ -5,9 +5,11 @@ start and at a hot-swap alike: the registry entry resolves, the ONNX file matche
 recorded at export, ONNX Runtime loads it, the job offers every input it needs, and it scores
 a probe row. A model that fails any of these raises ``ModelError`` and never serves.
 
-A control record (the control topic, written by ``rtml models activate``) is one JSON object:
-``{"action": "activate", "model": "<name>", "version": "<version>"}``. It is decoded with
-``json.loads`` only, like every other record read from a stream.
+A control record (the control topic, written by ``rtml models activate`` and ``rtml models
+shadow``) is one JSON object: ``{"action": "activate", "model": "<name>", "version": "<version>"}``.
+``"shadow"`` makes the version a candidate that scores alongside the live model (the pair goes to
+the shadow topic), ``"unshadow"`` (no version) stops it. It is decoded with ``json.loads`` only,
+like every other record read from a stream.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from rtml.errors import ModelError, RecordError
 from udfs.scoring import OnnxScorer
 from udfs.validation import json_object
 
-ACTIONS = ("activate",)
+ACTIVATE, SHADOW, UNSHADOW = "activate", "shadow", "unshadow"
+ACTIONS = (ACTIVATE, SHADOW, UNSHADOW)
 
 
 @dataclass(frozen=True)
@@ -70,17 +73,20 @@ def load_serving_model(
 @dataclass(frozen=True)
 class ModelSwitch:
     model: str
-    version: str
-    action: str = "activate"
+    version: str | None  # None for "unshadow"
+    action: str = ACTIVATE
 
     def to_json(self) -> str:
-        return json.dumps({"action": self.action, "model": self.model, "version": self.version})
+        doc = {"action": self.action, "model": self.model}
+        if self.version is not None:
+            doc["version"] = self.version
+        return json.dumps(doc)
 
 
 def parse_model_switch(raw: str | bytes, model_name: str) -> ModelSwitch:
     """A control record -> ``ModelSwitch``; ``RecordError`` names the field and the fix."""
     doc, _ = json_object(raw, "version", "control record", "send one JSON object per switch")
-    action = doc.get("action", "activate")
+    action = doc.get("action", ACTIVATE)
     if action not in ACTIONS:
         raise RecordError(
             "bad_control",
@@ -94,6 +100,8 @@ def parse_model_switch(raw: str | bytes, model_name: str) -> ModelSwitch:
             f"control record: field 'model' is {str(model)[:40]!r}, this job serves {model_name!r} -> send the switch to the job that serves that model",
             field="model",
         )
+    if action == UNSHADOW:
+        return ModelSwitch(model, None, action)
     version = doc.get("version")
     if isinstance(version, int) and not isinstance(version, bool):
         version = str(version)

@@ -1,4 +1,4 @@
-"""`rtml produce`, `rtml train`, `rtml export`, `rtml models ...`."""
+"""`rtml produce`, `rtml train`, `rtml export`."""
 
 from __future__ import annotations
 
@@ -152,47 +152,3 @@ def export_model(cfg: JobConfig, tolerance: float = DEFAULT_TOLERANCE, make_curr
         f"    registered {mv.metadata.name} v{mv.metadata.version} at {mv.path}{' (current)' if make_current else ''}"
     )
     return mv
-
-
-def models_list() -> None:
-    reg = Registry(paths.registry_dir())
-    names = reg.models()
-    if not names:
-        say(f"no models in {reg.root} (train and export one: rtml train && rtml export)")
-        return
-    say(
-        f"{'model':<20} {'version':>7}  {'current':<7} {'created':<26} {'roc_auc':>8} {'parity':>9}"
-    )
-    for name in names:
-        cur = reg.current_version(name)
-        for v in reg.versions(name):
-            meta = reg.resolve(name, v).metadata
-            auc = meta.training.get("metrics", {}).get("roc_auc")
-            say(
-                f"{name:<20} {v:>7}  {'*' if v == cur else '':<7} {meta.created_at:<26} {auc if auc is None else round(auc, 4)!s:>8} {meta.parity.get('max_abs_diff', float('nan')):>9.1e}"
-            )
-
-
-def models_show(name: str, version: str) -> None:
-    reg = Registry(paths.registry_dir())
-    mv = reg.resolve(name, version)
-    say(f"{mv.path}")
-    say((mv.path / "model_card.md").read_text())
-
-
-def models_activate(cfg: JobConfig, version: str) -> None:
-    """Check ``version`` as the job will (hash, schema, a probe row), make it current in the
-    registry, and tell running jobs through the control topic: each switches between two
-    events, or rejects it and keeps serving (the verdict goes to the alerts topic)."""
-    from rtml.kafka_client import ensure_topics, produce
-    from udfs.serving import ModelSwitch, load_serving_model
-
-    reg = Registry(paths.registry_dir())
-    m = load_serving_model(reg.root, cfg.model.name, version, cfg.model_inputs)
-    reg.set_current(m.name, m.version)
-    topic = cfg.kafka.topics.control
-    ensure_topics(cfg, [topic])
-    produce(cfg, topic, [ModelSwitch(m.name, m.version).to_json()])
-    say(
-        f"{m.name} v{m.version} is current; running jobs switch to it ({topic}, verdicts on {cfg.kafka.topics.alerts})"
-    )

@@ -1,7 +1,9 @@
 """Hot-swap on a running job (session cluster, exactly-once): faulty models offered through
-the control topic are rejected while the current model keeps serving; a good one is switched
-to between two events, with no event lost or scored twice; after a stop and restore the job
-serves the version its broadcast state holds, not the one it was submitted with."""
+the control topic are rejected while the current model keeps serving; a candidate shadows
+the live model (every event scored by both, the pair on the shadow topic, once each) and is
+then promoted, switched to between two events, with no event lost or scored twice; after a
+stop and restore the job serves the version its broadcast state holds, not the one it was
+submitted with."""
 
 from __future__ import annotations
 
@@ -15,15 +17,16 @@ import pytest
 from deploy.flink_rest import FlinkRest
 from models.registry import Registry
 from rtml import paths
-from rtml.commands.data import export_model, models_activate, scenario_options
+from rtml.commands.data import export_model, scenario_options, train_model
 from rtml.commands.job import JobTarget, jobs_stop, submit
+from rtml.commands.models import models_activate, models_shadow, shadow_report
 from rtml.errors import ModelError
 from rtml.kafka_client import ensure_topics, produce, read_topic
 from rtml.scenarios.cards import generate
 from tests import model_faults
 from tests.conftest import DEMO_CONFIG
 from tests.integration.waiting import wait_for
-from udfs.serving import ModelSwitch
+from udfs.serving import ModelSwitch, load_serving_model
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +79,9 @@ def test_hot_swap_rejects_faulty_models_and_switches_with_nothing_lost_or_double
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix(PREFIX)
     name, v1 = model.metadata.name, model.metadata.version
     faults = model_faults.all_faults(registry, model, "amount")
+    # the candidate: a different model (LightGBM, other data), so the shadow pair means something
+    opts = scenario_options(2, 6000, 1.5, None, 0.0, 0.25, 0.0)
+    train_model(c, opts, None, None, estimator="lightgbm")
     v2 = export_model(c, make_current=False).metadata.version
     ensure_topics(c)
     t = c.kafka.topics
@@ -100,10 +106,13 @@ def test_hot_swap_rejects_faulty_models_and_switches_with_nothing_lost_or_double
         120,
         "the job's verdicts on the faulty models",
     )
+    # the good candidate shadows v1 while batch B is scored
+    models_shadow(c, v2)
+    wait_for(lambda: _alerts(c, "shadow_started"), 120, "the shadow of v2 starting")
     produce(c, t.events, b)
     wait_for(lambda: len(_scores(c)) >= len(a) + len(b), 240, "the scores of batch B")
 
-    # a good version, through the CLI: checked, made current, sent to the job
+    # promoted, through the CLI: checked, made current, sent to the job (the shadow stops)
     models_activate(c, v2)
     activated = wait_for(lambda: _alerts(c, "model_activated"), 120, "the switch to v2")
     produce(c, t.events, d)
@@ -136,4 +145,28 @@ def test_hot_swap_rejects_faulty_models_and_switches_with_nothing_lost_or_double
         assert REJECTED_BECAUSE[fault] in r["reason"], (fault, r["reason"])
         assert r["serving_version"] == v1
     assert [(x["previous_version"], x["serving_version"]) for x in activated] == [(v1, v2)]
+    assert activated[0]["shadow_promoted"] is True
     assert registry.current_version(name) == v2
+    _check_shadow(c, registry, scores, [json.loads(x)["event_id"] for x in b], v1, v2)
+
+
+def _check_shadow(c, registry, scores, batch_b, v1, v2):
+    """Batch B, and only B, was scored by both: once each, the live score equal to the
+    served one, the candidate's equal to v2 scoring the same inputs offline."""
+    shadow = read_topic(c, c.kafka.topics.shadow)
+    counts = collections.Counter(r["event_id"] for r in shadow)
+    assert set(counts) == set(batch_b) and max(counts.values()) == 1
+    served = {s["event_id"]: s for s in scores}
+    v2_offline = load_serving_model(registry.root, c.model.name, v2, c.model_inputs)
+    for r in shadow:
+        s = served[r["event_id"]]
+        assert (r["live_version"], r["candidate_version"]) == (v1, v2)
+        assert r["live_score"] == s["score"] and r["live_flagged"] == s["flagged"]
+        assert r["candidate_score"] == pytest.approx(
+            v2_offline.scorer.score_one(s["inputs"]), abs=1e-6
+        )
+    (pair,) = shadow_report(c)
+    assert (pair["live_version"], pair["candidate_version"]) == (v1, v2)
+    assert pair["events"] == len(batch_b)
+    assert pair["mean_abs_score_diff"] > 0
+    assert set(pair["fairness"]) == {"live", "candidate"}

@@ -14,7 +14,7 @@ from models.train import train
 from rtml.errors import ModelError, RecordError
 from rtml.scenarios.cards import ScenarioOptions, generate
 from tests import model_faults
-from udfs.serving import ModelSwitch, load_serving_model, parse_model_switch
+from udfs.serving import SHADOW, UNSHADOW, ModelSwitch, load_serving_model, parse_model_switch
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,15 @@ def test_bad_control_records_name_the_field_and_the_fix(raw, field):
 def test_control_records_are_plain_json():
     doc = json.loads(ModelSwitch("m", "1").to_json())
     assert doc == {"action": "activate", "model": "m", "version": "1"}
+
+
+def test_shadow_control_records_round_trip():
+    for s in (ModelSwitch("m", "2", SHADOW), ModelSwitch("m", None, UNSHADOW)):
+        assert parse_model_switch(s.to_json(), "m") == s
+    assert json.loads(ModelSwitch("m", None, UNSHADOW).to_json()) == {
+        "action": "unshadow",
+        "model": "m",
+    }
+    with pytest.raises(RecordError) as e:
+        parse_model_switch('{"action": "shadow", "model": "m"}', "m")
+    assert e.value.field == "version"

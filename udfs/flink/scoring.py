@@ -1,16 +1,16 @@
 """Scoring operator: one ONNX Runtime session per worker, switched without a restart.
 
 The events are one input; the control topic, broadcast to every subtask, is the other. The
-version a control record activates is kept in broadcast state (checkpointed, so a restarted
-or rescaled job serves what it served before the failure); the loaded session itself is a
-cache of that state, rebuilt in ``open`` and on the first event after a restore.
+versions control records set (the live model and the shadow candidate, if any) are kept in
+broadcast state (checkpointed, so a restarted or rescaled job serves what it served before
+the failure); the loaded sessions (``ModelSlots``) are a cache of that state, rebuilt in
+``open`` and on the first event after a restore.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 
 from pyflink.common import Types
 from pyflink.datastream import BroadcastProcessFunction, OutputTag, RuntimeContext
@@ -21,9 +21,12 @@ from rtml.errors import ModelError, RecordError
 from udfs.flink.metrics import counters, gauges, latency_gauges
 from udfs.flink.records import to_json_nan_safe
 from udfs.latency import RecentLatencies
+from udfs.model_slots import ModelSlots, score_timed, shadow_record
 
-# model name -> the version the last accepted control record activated
+# model name -> the live version the last accepted control record activated;
+# model name + SHADOW_KEY -> the shadow candidate's version ("" when none)
 ACTIVE_MODEL = MapStateDescriptor("active-model", Types.STRING(), Types.STRING())
+SHADOW_KEY = "#shadow"
 
 log = logging.getLogger("rtml.scoring")
 
@@ -35,7 +38,9 @@ class ScoreFunction(BroadcastProcessFunction):
     every subtask to another registered version between two events: the candidate is fully
     loaded and checked (hash, schema, a probe row) before it replaces the serving model, so
     each event is scored by exactly one model, and a model that fails a check is rejected
-    with its reason (to ``model_events``) while the current one keeps serving.
+    with its reason (to ``model_events``) while the current one keeps serving. A shadow
+    candidate (control action ``shadow``) passes the same checks, then scores every event
+    too; the pair (scores, decisions, latencies) goes to ``shadow_out``, never to the scores.
 
     The score record goes to the main output (for the monitors) and, as JSON, to
     ``scores_json`` (for the scores topic), so no extra Python operator stands between
@@ -49,13 +54,15 @@ class ScoreFunction(BroadcastProcessFunction):
         version: str,
         scores_json: OutputTag,
         model_events: OutputTag,
+        shadow_out: OutputTag,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
         self.version = version
         self.scores_json = scores_json
         self.model_events = model_events
-        self.serving = None
+        self.shadow_out = shadow_out
+        self.slots = None
 
     def _load(self, version: str):
         from udfs.serving import load_serving_model
@@ -69,7 +76,7 @@ class ScoreFunction(BroadcastProcessFunction):
         )
 
     def open(self, runtime_context: RuntimeContext):
-        self.serving = self._load(self.version)
+        self.slots = ModelSlots(self._load(self.version))
         self.restored = False  # the broadcast state is read on the first event
         self.subtask = runtime_context.get_index_of_this_subtask()
         self.threshold = self.cfg.model.threshold
@@ -77,44 +84,70 @@ class ScoreFunction(BroadcastProcessFunction):
         self.passthrough = [s.event_id, s.event_time, *(e.key for e in s.entities)] + (
             [s.sensitive_attribute] if s.sensitive_attribute else []
         )
-        self.scored, self.activated, self.rejected = counters(
-            runtime_context, "scored", "models_activated", "models_rejected"
+        self.shadow_keys = [s.event_id, s.event_time] + (
+            [s.sensitive_attribute] if s.sensitive_attribute else []
+        )
+        self.scored, self.activated, self.rejected, self.shadowed = counters(
+            runtime_context, "scored", "models_activated", "models_rejected", "shadow_scored"
         )
         self.latency = RecentLatencies()
         latency_gauges(runtime_context, "score_latency", self.latency)
-        gauges(runtime_context, {"model_version": lambda: int(self.serving.version)})
+        gauges(
+            runtime_context,
+            {
+                "model_version": lambda: int(self.slots.live.version),
+                "shadow_version": lambda: (
+                    int(self.slots.shadow.version) if self.slots.shadow else 0
+                ),
+            },
+        )
 
     def _restore(self, ctx) -> None:
-        """After a restart, serve the version the broadcast state says was active."""
+        """After a restart, serve the versions the broadcast state says were set."""
         self.restored = True
-        active = ctx.get_broadcast_state(ACTIVE_MODEL).get(self.cfg.model.name)
-        if active is None or active == self.serving.version:
-            return
-        try:
-            self.serving = self._load(active)
-        except ModelError as e:  # accepted before the failure, unreadable now
-            log.error(
-                "rtml: cannot restore model version %s (%s); serving %s",
-                active,
-                e,
-                self.serving.version,
-            )
+        state = ctx.get_broadcast_state(ACTIVE_MODEL)
+        name = self.cfg.model.name
+        active, shadow = state.get(name), state.get(name + SHADOW_KEY)
+        for role, version in (("live", active), ("shadow", shadow)):
+            current = self.slots.live if role == "live" else self.slots.shadow
+            if not version or (current is not None and current.version == version):
+                continue
+            try:
+                loaded = self._load(version)
+            except ModelError as e:  # accepted before the failure, unreadable now
+                log.error("rtml: cannot restore %s model version %s (%s)", role, version, e)
+                continue
+            if role == "live":
+                self.slots.live = loaded
+            else:
+                self.slots.shadow = loaded
 
     def process_element(self, value, ctx):
         if not self.restored:
             self._restore(ctx)
-        m = self.serving
-        t0 = time.perf_counter_ns()
-        score = m.scorer.score_one(value)
-        self.latency.record((time.perf_counter_ns() - t0) // 1000)
+        m = self.slots.live
+        live = score_timed(m, value)
+        self.latency.record(live.latency_us)
         self.scored.inc()
         out = {k: value[k] for k in self.passthrough}
-        out["score"] = score
-        out["flagged"] = int(score >= self.threshold)
+        out["score"] = live.score
+        out["flagged"] = int(live.score >= self.threshold)
         out["model"] = m.name
         out["model_version"] = m.version
         out["inputs"] = {k: value.get(k) for k in m.inputs}
         yield self.scores_json, to_json_nan_safe(out)
+        cand = self.slots.shadow
+        if cand is not None:
+            pair = shadow_record(
+                {k: value[k] for k in self.shadow_keys},
+                m,
+                live,
+                cand,
+                score_timed(cand, value),
+                self.threshold,
+            )
+            self.shadowed.inc()
+            yield self.shadow_out, to_json_nan_safe(pair)
         yield out
 
     def process_broadcast_element(self, value, ctx):
@@ -122,23 +155,24 @@ class ScoreFunction(BroadcastProcessFunction):
 
         if not self.restored:
             self._restore(ctx)
-        previous = self.serving.version
-        event = {"model": self.cfg.model.name, "serving_version": previous}
+        event = {"model": self.cfg.model.name, "serving_version": self.slots.live.version}
         event["subtask"] = self.subtask
         try:
             switch = parse_model_switch(value, self.cfg.model.name)
+            event["action"] = switch.action
             event["version"] = switch.version
-            candidate = self._load(switch.version)
+            event.update(self.slots.apply(switch, self._load))
         except (RecordError, ModelError) as e:
             self.rejected.inc()
-            log.error("rtml: model switch rejected: %s", e)
+            log.error("rtml: model control record rejected: %s", e)
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
             event.update(kind="model_rejected", reason=str(e), control=text[:512])
             yield self.model_events, json.dumps(event)
             return
-        ctx.get_broadcast_state(ACTIVE_MODEL).put(self.cfg.model.name, candidate.version)
-        self.serving = candidate
-        self.activated.inc()
-        event.update(kind="model_activated", serving_version=candidate.version)
-        event["previous_version"] = previous
+        state = ctx.get_broadcast_state(ACTIVE_MODEL)
+        state.put(self.cfg.model.name, self.slots.live.version)
+        shadow = self.slots.shadow
+        state.put(self.cfg.model.name + SHADOW_KEY, "" if shadow is None else shadow.version)
+        if event["kind"] == "model_activated":
+            self.activated.inc()
         yield self.model_events, json.dumps(event)
