@@ -82,6 +82,8 @@ def model_card(meta: ModelMetadata) -> str:
         f"- Sensitive attribute monitored: `{meta.sensitive_attribute}`",
         f"- Inputs: {len(meta.inputs)} ({sum(i.type == 'string' for i in meta.inputs)} categorical); feature set `{meta.feature_set_fingerprint}`",
         f"- Training data fingerprint: `{meta.training.get('data_fingerprint')}`, {m.get('rows_train')} rows; held out {m.get('rows_holdout')} rows (latest by event time)",
+        f"- Training data source: {_source_line(meta.training.get('source', {}))}",
+        f"- Bias mitigation at training: {_mitigation_line(meta.training.get('mitigation', {}))}",
         "",
         "## Held-out metrics",
         "",
@@ -94,6 +96,11 @@ def model_card(meta: ModelMetadata) -> str:
     if m.get("flag_rate_by_group"):
         lines += ["", "## Flag rate by group (held out)", "", "| group | flag rate |", "|---|---|"]
         lines += [f"| {g} | {r:.4f} |" for g, r in m["flag_rate_by_group"].items()]
+        di = m.get("disparate_impact_holdout")
+        lines += [
+            "",
+            f"Disparate impact (min/max favourable-decision rate over groups): {'n/a' if di is None else f'{di:.4f}'}",
+        ]
     p = meta.parity
     lines += [
         "",
@@ -106,6 +113,28 @@ def model_card(meta: ModelMetadata) -> str:
         "Trained on synthetic card transactions from the seeded generator; not for real decisions.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _source_line(src: dict[str, Any]) -> str:
+    if src.get("kind") == "feedback-log":
+        st = src.get("stats", {})
+        versions = ", ".join(f"v{v}: {n}" for v, n in st.get("model_versions", {}).items())
+        return (
+            f"the live job's scored features and the labels known at {src.get('as_of_iso')} "
+            f"(topics `{src.get('scores_topic')}`, `{src.get('labels_topic')}`); rows scored by {versions}"
+        )
+    return "events replayed through the job's feature code"
+
+
+def _mitigation_line(mit: dict[str, Any]) -> str:
+    table = mit.get("reweighing")
+    if not table:
+        return "none"
+    cells = "; ".join(
+        f"{g}: " + ", ".join(f"y={y} x{w:.3f}" for y, w in sorted(ws.items()))
+        for g, ws in table.items()
+    )
+    return f"reweighing by group and label (weights {cells})"
 
 
 def export(
@@ -152,7 +181,12 @@ def export(
         sensitive_attribute=info.get("sensitive_attribute"),
         feature_set_fingerprint=info["feature_set_fingerprint"],
         onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
-        training={"data_fingerprint": info["data_fingerprint"], "metrics": info["metrics"]},
+        training={
+            "data_fingerprint": info["data_fingerprint"],
+            "metrics": info["metrics"],
+            "mitigation": info.get("mitigation", {"reweighing": None}),
+            "source": info.get("source", {"kind": "events"}),
+        },
         parity=par,
     )
     ref = io.BytesIO((artifacts / "reference.parquet").read_bytes())

@@ -19,8 +19,10 @@ import pandas as pd
 from models.dataset import LABEL_COLUMN, fingerprint
 from models.estimators import make_classifier
 from models.metadata import ModelInput
+from models.reweighing import reweighing_weights
 from rtml.config import JobConfig
 from rtml.errors import ModelError
+from udfs.fairness import FairnessWindow
 
 SCORE_COLUMN = "score"
 REFERENCE_ROWS = 2000
@@ -67,6 +69,14 @@ def _framework(clf) -> str:
     return f"{type(clf).__module__.split('.')[0]} {type(clf).__name__}"
 
 
+def _disparate_impact(groups: list, flagged: np.ndarray, cfg: JobConfig) -> float | None:
+    """Min over max favourable-decision rate across groups (the live monitor's formula)."""
+    w = FairnessWindow()
+    for g, f in zip(groups, flagged, strict=True):
+        w.add_prediction(str(g), int(f) == cfg.model.favourable_outcome)
+    return w.report(cfg.monitoring.min_group_count)["disparate_impact_ratio"]
+
+
 @dataclass(frozen=True)
 class TrainResult:
     artifacts: Path
@@ -80,7 +90,12 @@ def train(
     seed: int = 0,
     progress=print,
     estimator: str = "hgb",
+    reweigh: bool = False,
+    source: dict[str, Any] | None = None,
 ) -> TrainResult:
+    """Fit on the earliest 80% of ``df`` by event time, evaluate on the rest. ``reweigh``
+    weights rows by group and label (``models.reweighing``); ``source`` says where the rows
+    came from (recorded in training.json and the model card)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     inputs = model_inputs(cfg)
@@ -94,10 +109,24 @@ def train(
             hint="generate or supply more history with both outcomes",
         )
     pipe = make_pipeline(inputs, seed, estimator)
+    fit_params: dict[str, Any] = {}
+    mitigation: dict[str, Any] = {"reweighing": None}
+    if reweigh:
+        if "__group__" not in train_df:
+            raise ModelError(
+                "reweighing needs each row's group, and the config names no sensitive attribute",
+                hint="set [schema] sensitive_attribute, or train without --reweigh",
+            )
+        weights, table = reweighing_weights(train_df["__group__"].tolist(), y_train.tolist())
+        fit_params["clf__sample_weight"] = weights
+        mitigation["reweighing"] = table
+        progress(
+            f"reweighing by group and label: weights {weights.min():.3f} to {weights.max():.3f}"
+        )
     progress(
         f"fitting on {len(train_df)} rows ({int(y_train.sum())} positive), {len(inputs)} inputs"
     )
-    pipe.fit(frame_for_model(train_df, inputs), y_train)
+    pipe.fit(frame_for_model(train_df, inputs), y_train, **fit_params)
     p_hold = pipe.predict_proba(frame_for_model(hold_df, inputs))[:, 1]
     y_hold = hold_df[LABEL_COLUMN].to_numpy()
     flagged = p_hold >= cfg.model.threshold
@@ -117,6 +146,9 @@ def train(
             str(g): float(flagged[(hold_df["__group__"] == g).to_numpy()].mean())
             for g in sorted(hold_df["__group__"].unique())
         }
+        metrics["disparate_impact_holdout"] = _disparate_impact(
+            hold_df["__group__"].tolist(), flagged, cfg
+        )
 
     import joblib
 
@@ -138,6 +170,8 @@ def train(
         "favourable_outcome": cfg.model.favourable_outcome,
         "sensitive_attribute": cfg.schema.sensitive_attribute,
         "metrics": metrics,
+        "mitigation": mitigation,
+        "source": source or {"kind": "events"},
     }
     (out_dir / "training.json").write_text(json.dumps(info, indent=2))
     return TrainResult(out_dir, metrics)

@@ -145,6 +145,22 @@ def parser() -> argparse.ArgumentParser:
         default="hgb",
         help="the classifier: scikit-learn HistGradientBoosting, LightGBM or XGBoost",
     )
+    p.add_argument(
+        "--from-log",
+        action="store_true",
+        help="the feedback loop: train on the live job's scores topic (the logged inputs) joined "
+        "with the labels topic, point-in-time correct",
+    )
+    p.add_argument(
+        "--as-of",
+        default=None,
+        help="with --from-log: only labels known by then (epoch ms or ISO-8601; default: now)",
+    )
+    p.add_argument(
+        "--reweigh",
+        action="store_true",
+        help="bias mitigation: weight rows by sensitive group and label (Kamiran-Calders reweighing)",
+    )
 
     p = sub.add_parser("export", help="export the trained model to ONNX, check parity, register it")
     _config_arg(p)
@@ -349,16 +365,29 @@ def dispatch(a: argparse.Namespace) -> int:
             f"produced {r.events} events ({r.valid} valid, {r.bad} malformed) and {r.labels} labels"
         )
     elif a.cmd == "train":
-        from rtml.commands.data import scenario_options, train_model
+        from rtml.commands.data import scenario_options, train_from_log, train_model
 
         cfg = _load(a)
-        train_model(
-            cfg,
-            scenario_options(a.seed, a.events, a.days, None, 0.0, a.bias, 0.0),
-            a.history,
-            a.labels,
-            a.estimator,
-        )
+        if a.from_log:
+            if a.history is not None:
+                raise ConfigError(
+                    "--from-log and --history are two different sources",
+                    hint="pass one of them",
+                )
+            train_from_log(cfg, a.as_of, a.estimator, a.reweigh)
+        else:
+            if a.as_of is not None:
+                raise ConfigError(
+                    "--as-of goes with --from-log", hint="add --from-log or drop --as-of"
+                )
+            train_model(
+                cfg,
+                scenario_options(a.seed, a.events, a.days, None, 0.0, a.bias, 0.0),
+                a.history,
+                a.labels,
+                a.estimator,
+                a.reweigh,
+            )
     elif a.cmd == "export":
         from rtml.commands.data import export_model
 

@@ -83,7 +83,10 @@ def train_model(
     history: Path | None,
     labels: Path | None,
     estimator: str = "hgb",
+    reweigh: bool = False,
 ) -> dict:
+    """Train on events (a JSON-lines history, or a generated one) replayed through the job's
+    feature code."""
     if history is not None:
         if labels is None:
             raise ModelError(
@@ -101,13 +104,79 @@ def train_model(
     step(f"computing {len(cfg.features.names)} features offline with the job's feature code")
     df = build_dataset(cfg, raw_events, raw_labels)
     say(f"    {len(df)} labelled rows")
+    return _fit(cfg, df, estimator, reweigh, {"kind": "events"})
+
+
+def train_from_log(
+    cfg: JobConfig, as_of: str | None = None, estimator: str = "hgb", reweigh: bool = False
+) -> dict:
+    """The feedback loop: train the next version on what the live job scored (the logged
+    inputs on the scores topic) and the labels known at ``as_of`` (default: now, the latest
+    label time read); see ``models.feedback``."""
+    from datetime import UTC, datetime
+
+    from models.feedback import feedback_training_set
+    from models.train import model_inputs
+    from rtml.kafka_client import read_topic
+    from udfs.validation import parse_timestamp
+
+    cutoff = None
+    if as_of is not None:
+        try:
+            cutoff = parse_timestamp(int(as_of) if as_of.isdigit() else as_of)
+        except (ValueError, OverflowError) as e:
+            raise ModelError(
+                f"--as-of {as_of!r} is not a time ({e})",
+                hint="pass epoch milliseconds or ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z",
+            ) from None
+    t = cfg.kafka.topics
+    step(
+        f"reading the feedback log from Kafka at {cfg.kafka.bootstrap_servers}: {t.scores!r} and {t.labels!r}"
+    )
+    scores = read_topic(cfg, t.scores, parse=False)
+    labels = read_topic(cfg, t.labels, parse=False)
+    df, stats = feedback_training_set(cfg, model_inputs(cfg), scores, labels, cutoff)
+    iso = datetime.fromtimestamp(stats.as_of / 1000, UTC).isoformat(timespec="seconds")
+    say(
+        f"    as of {iso}: {stats.rows} labelled rows from {stats.score_records} score records "
+        f"({stats.unlabelled} without a label yet, {stats.scored_after_cutoff} scored after the cut-off, "
+        f"{stats.resent_scores} resent); {stats.labels_after_cutoff} labels known only after it"
+    )
     out = paths.artifacts_dir() / cfg.model.name
-    step(f"training a gradient-boosted classifier ({estimator})")
-    res = train(cfg, df, out, progress=lambda m: say(f"    {m}"), estimator=estimator)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out / "training_set.parquet", index=False)
+    source = {
+        "kind": "feedback-log",
+        "scores_topic": t.scores,
+        "labels_topic": t.labels,
+        "as_of": stats.as_of,
+        "as_of_iso": iso,
+        "stats": stats.to_dict(),
+    }
+    return _fit(cfg, df, estimator, reweigh, source)
+
+
+def _fit(cfg: JobConfig, df, estimator: str, reweigh: bool, source: dict) -> dict:
+    out = paths.artifacts_dir() / cfg.model.name
+    step(f"training a gradient-boosted classifier ({estimator}{', reweighed' if reweigh else ''})")
+    res = train(
+        cfg,
+        df,
+        out,
+        progress=lambda m: say(f"    {m}"),
+        estimator=estimator,
+        reweigh=reweigh,
+        source=source,
+    )
     m = res.metrics
     say(
         f"    held-out ROC AUC {m['roc_auc']:.4f}, average precision {m['average_precision']:.4f}; artifacts in {out}"
     )
+    di = m.get("disparate_impact_holdout")
+    if di is not None:
+        say(
+            f"    held-out disparate impact {di:.4f} (min/max favourable-decision rate over groups)"
+        )
     return m
 
 
