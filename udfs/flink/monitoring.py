@@ -20,9 +20,16 @@ from pyflink.datastream import (
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
 from rtml.config import JobConfig
+from rtml.errors import ModelError
 from udfs.fairness import FairnessWindow
 from udfs.flink.records import to_json_nan_safe
 from udfs.windows import window_label, window_start, windows_for
+
+VERSION_KEY = "__model_version__"  # which model scored a drift sample row
+
+
+def _version_order(v: str) -> tuple[int, str]:
+    return (int(v) if v.isdigit() else -1, v)
 
 
 class FairnessFunction(KeyedCoProcessFunction):
@@ -90,6 +97,10 @@ class FairnessFunction(KeyedCoProcessFunction):
             w = FairnessWindow.restore(doc["c"])
             w.add_prediction(group, fav)
             doc["c"] = w.snapshot()
+            version = value.get("model_version", self.model_version)
+            versions = doc.setdefault("v", [])
+            if version not in versions:
+                versions.append(version)
             self.windows.put(ws, json.dumps(doc))
         self.preds.put(value[self.id_field], json.dumps([ts, group, fav]))
 
@@ -150,9 +161,11 @@ class FairnessFunction(KeyedCoProcessFunction):
                         "window_end": ws + self.size,
                         "window": window_label(ws, self.size),
                         "status": "final" if final else ("provisional" if k == 0 else "update"),
-                        "model_version": self.model_version,
+                        # the versions that scored the window's events, in order of first use
+                        "model_versions": doc.get("v") or [self.model_version],
                     }
                 )
+                report["model_version"] = report["model_versions"][-1]
                 yield to_json_nan_safe(report)
                 if report["alerts"] and report["alerts"] != doc.get("alerted"):
                     doc["alerted"] = report["alerts"]
@@ -169,7 +182,7 @@ class FairnessFunction(KeyedCoProcessFunction):
                                 "equal_opportunity_ratio": report["equal_opportunity_ratio"],
                                 "equal_opportunity_ci95": report["equal_opportunity_ci95"],
                                 "status": report["status"],
-                                "model_version": self.model_version,
+                                "model_versions": report["model_versions"],
                             }
                         ),
                     )
@@ -184,8 +197,9 @@ class FairnessFunction(KeyedCoProcessFunction):
 
 class DriftFunction(KeyedProcessFunction):
     """Collects each window's rows in state; when the window closes, Evidently compares them
-    with the model's reference sample, saves the snapshot to the workspace and emits a
-    compact drift event.
+    with the reference sample of the model version that scored them (each registry version
+    holds its own), saves the snapshot to the workspace and emits a compact drift event. A
+    window scored by two versions (a hot-swap inside it) gets one event per version.
 
     Windows that start before the job's first event plus the longest feature window are
     ``warmup``: their windowed features cannot yet cover a full span (the keyed state is
@@ -208,10 +222,7 @@ class DriftFunction(KeyedProcessFunction):
         self.warmup_ms = cfg.features.max_window_ms
 
     def open(self, runtime_context: RuntimeContext):
-        import pandas as pd
-
         from models.registry import Registry
-        from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
 
         self.rows = runtime_context.get_map_state(
             MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING())
@@ -222,18 +233,28 @@ class DriftFunction(KeyedProcessFunction):
         self.first_event = runtime_context.get_state(
             ValueStateDescriptor("drift-first-event", Types.LONG())
         )
-        mv = Registry(Path(self.registry)).resolve(self.cfg.model.name, self.version)
-        self.model_version = mv.metadata.version
-        cats = tuple(i.name for i in mv.metadata.inputs if i.type == "string")
-        nums = tuple(i.name for i in mv.metadata.inputs if i.type != "string") + ("score",)
-        self.columns = DriftColumns(nums, cats)
-        ref = pd.read_parquet(mv.reference_path)
-        self.monitor = DriftMonitor(
-            ref,
-            self.columns,
-            self.cfg.monitoring.drift_share,
-            ReportWorkspace(Path(self.workspace), self.cfg.monitoring.project),
-        )
+        self.reg = Registry(Path(self.registry))
+        self.model_version = self.reg.resolve(self.cfg.model.name, self.version).metadata.version
+        self.monitors = {}  # version -> DriftMonitor: a cache of registry files, not state
+        self._monitor(self.model_version)  # the starting version's reference must load
+
+    def _monitor(self, version: str):
+        """The drift monitor over ``version``'s own reference sample (loaded once)."""
+        if version not in self.monitors:
+            import pandas as pd
+
+            from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
+
+            mv = self.reg.resolve(self.cfg.model.name, version)
+            cats = tuple(i.name for i in mv.metadata.inputs if i.type == "string")
+            nums = tuple(i.name for i in mv.metadata.inputs if i.type != "string") + ("score",)
+            self.monitors[version] = DriftMonitor(
+                pd.read_parquet(mv.reference_path),
+                DriftColumns(nums, cats),
+                self.cfg.monitoring.drift_share,
+                ReportWorkspace(Path(self.workspace), self.cfg.monitoring.project),
+            )
+        return self.monitors[version]
 
     def process_element(self, value, ctx):
         ts = value[self.time_field]
@@ -249,6 +270,7 @@ class DriftFunction(KeyedProcessFunction):
             return  # the first `cap` events of a window are its sample
         row = dict(value["inputs"])
         row["score"] = value["score"]
+        row[VERSION_KEY] = value.get("model_version", self.model_version)
         self.rows.put(f"{ws}|{value[self.id_field]}", json.dumps(row))
         self.counts.put(ws, n + 1)
 
@@ -256,27 +278,48 @@ class DriftFunction(KeyedProcessFunction):
         ws = timestamp + 1 - self.size
         prefix = f"{ws}|"
         keys = [k for k in self.rows.keys() if k.startswith(prefix)]
-        rows = [json.loads(self.rows.get(k)) for k in keys]
+        by_version: dict[str, list[dict]] = {}
         for k in keys:
+            row = json.loads(self.rows.get(k))
+            by_version.setdefault(row.pop(VERSION_KEY, self.model_version), []).append(row)
             self.rows.remove(k)
         self.counts.remove(ws)
+        for version in sorted(by_version, key=_version_order):
+            yield from self._evaluate(ws, version, by_version.get(version, []))
+
+    def _evaluate(self, ws: int, version: str, rows: list[dict]):
+        head = {
+            "window_start": ws,
+            "window_end": ws + self.size,
+            "window": window_label(ws, self.size),
+            "model_version": version,
+        }
         if len(rows) < self.min_rows:
             yield to_json_nan_safe(
-                {
-                    "window_start": ws,
-                    "window_end": ws + self.size,
-                    "window": window_label(ws, self.size),
+                head
+                | {
                     "status": "insufficient_data",
                     "rows": len(rows),
                     "min_rows": self.min_rows,
-                    "model_version": self.model_version,
                     "dataset_drift": None,
                 }
             )
             return
-        summary = self.monitor.evaluate(rows, ws, ws + self.size, self.model_version)
-
-        summary["window"] = window_label(ws, self.size)
+        try:
+            monitor = self._monitor(version)
+        except ModelError as e:  # the version's files are gone from the registry
+            yield to_json_nan_safe(
+                head
+                | {
+                    "status": "no_reference",
+                    "rows": len(rows),
+                    "reason": str(e),
+                    "dataset_drift": None,
+                }
+            )
+            return
+        summary = monitor.evaluate(rows, ws, ws + self.size, version)
+        summary["window"] = head["window"]
         first = self.first_event.value()
         if first is not None and ws < first + self.warmup_ms:
             summary["status"] = "warmup"
@@ -295,7 +338,7 @@ class DriftFunction(KeyedProcessFunction):
                         "drift_share": summary["drift_share"],
                         "drifted_columns": summary["drifted_columns"],
                         "report_id": summary.get("report_id"),
-                        "model_version": self.model_version,
+                        "model_version": version,
                     }
                 ),
             )
