@@ -2,7 +2,10 @@
 
 - ``hgb``: scikit-learn HistGradientBoostingClassifier (skl2onnx converts it natively);
 - ``lightgbm``: LightGBM's LGBMClassifier;
-- ``xgboost``: XGBoost's XGBClassifier.
+- ``xgboost``: XGBoost's XGBClassifier;
+- ``mlp``: scikit-learn MLPClassifier (numeric inputs imputed and standardized first). Its
+  matrix products are what ONNX Runtime's dynamic int8 quantization can shrink
+  (``rtml export --quantize``); tree ensembles have no integer kernels.
 
 The last two are converted by onnxmltools' converters, registered with skl2onnx so that a
 whole pipeline (column transformer, one-hot encoder, classifier) becomes one ONNX graph.
@@ -14,7 +17,9 @@ from typing import Any
 
 from rtml.errors import ModelError
 
-ESTIMATORS = ("hgb", "lightgbm", "xgboost")
+ESTIMATORS = ("hgb", "lightgbm", "xgboost", "mlp")
+# estimators that need numeric inputs without gaps and on one scale
+SCALED = ("mlp",)
 
 
 def make_classifier(kind: str, seed: int) -> Any:
@@ -35,6 +40,12 @@ def make_classifier(kind: str, seed: int) -> Any:
 
         return XGBClassifier(
             n_estimators=150, learning_rate=0.1, max_depth=6, random_state=seed, n_jobs=1
+        )
+    if kind == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        return MLPClassifier(
+            hidden_layer_sizes=(64, 32), max_iter=300, early_stopping=True, random_state=seed
         )
     raise ModelError(f"unknown estimator {kind!r}", hint=f"use one of {', '.join(ESTIMATORS)}")
 

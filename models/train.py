@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import LABEL_COLUMN, fingerprint
-from models.estimators import make_classifier
+from models.estimators import SCALED, make_classifier
 from models.metadata import ModelInput
 from models.reweighing import reweighing_weights
 from rtml.config import JobConfig
@@ -54,10 +54,16 @@ def make_pipeline(inputs: tuple[ModelInput, ...], seed: int, estimator: str = "h
 
     cats = [i.name for i in inputs if i.type == "string"]
     nums = [i.name for i in inputs if i.type == "float"]
+    num: Any = "passthrough"  # trees split on raw values and route missing ones themselves
+    if estimator in SCALED:
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import StandardScaler
+
+        num = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     pre = ColumnTransformer(
         [
             ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats),
-            ("num", "passthrough", nums),
+            ("num", num, nums),
         ],
         sparse_threshold=0.0,
     )

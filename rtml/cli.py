@@ -143,7 +143,7 @@ def parser() -> argparse.ArgumentParser:
         "--estimator",
         choices=ESTIMATORS,
         default="hgb",
-        help="the classifier: scikit-learn HistGradientBoosting, LightGBM or XGBoost",
+        help="the classifier: scikit-learn HistGradientBoosting, LightGBM, XGBoost or an MLP (mlp: quantizable)",
     )
     p.add_argument(
         "--from-log",
@@ -172,6 +172,18 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-current", action="store_true", help="register without making it the current version"
+    )
+    p.add_argument(
+        "--quantize",
+        action="store_true",
+        help="register the int8-quantized graph (ONNX Runtime dynamic quantization; helps graphs "
+        "with matrix products, e.g. --estimator mlp, not tree ensembles); size, latency and parity are measured",
+    )
+    p.add_argument(
+        "--quantize-tolerance",
+        type=float,
+        default=0.1,
+        help="with --quantize: max |p_original - p_int8| allowed on held-out rows",
     )
 
     p = sub.add_parser(
@@ -391,7 +403,9 @@ def dispatch(a: argparse.Namespace) -> int:
     elif a.cmd == "export":
         from rtml.commands.data import export_model
 
-        export_model(_load(a), a.tolerance, not a.no_current)
+        export_model(
+            _load(a), a.tolerance, not a.no_current, a.quantize_tolerance if a.quantize else None
+        )
     elif a.cmd == "models":
         _models(a)
     elif a.cmd in ("run", "submit"):

@@ -207,7 +207,12 @@ def ensure_model(cfg: JobConfig, retrain: bool, events: int, days: float, bias: 
     export_model(cfg)
 
 
-def export_model(cfg: JobConfig, tolerance: float = DEFAULT_TOLERANCE, make_current: bool = True):
+def export_model(
+    cfg: JobConfig,
+    tolerance: float = DEFAULT_TOLERANCE,
+    make_current: bool = True,
+    quantize_tolerance: float | None = None,
+):
     step("exporting to ONNX and checking parity on held-out rows")
     reg = Registry(paths.registry_dir())
     mv = export(
@@ -216,6 +221,7 @@ def export_model(cfg: JobConfig, tolerance: float = DEFAULT_TOLERANCE, make_curr
         tolerance=tolerance,
         make_current=make_current,
         progress=lambda m: say(f"    {m}"),
+        quantize_tolerance=quantize_tolerance,
     )
     say(
         f"    registered {mv.metadata.name} v{mv.metadata.version} at {mv.path}{' (current)' if make_current else ''}"

@@ -158,3 +158,41 @@ def test_an_unsupported_model_is_refused_clearly(trained):
     _, _, mv, _ = trained
     with pytest.raises(ModelError, match="cannot convert Homemade to ONNX.*LightGBM or XGBoost"):
         to_onnx(Homemade(), mv.metadata.inputs)
+
+
+def test_an_mlp_exports_with_parity_and_quantizes_within_its_tolerance(cfg, tmp_path):
+    """The MLP graph has matrix products, so int8 quantization applies: the registered graph
+    holds MatMulInteger, is smaller, serves through the same gate, and its parity with the
+    sklearn model is measured and recorded (it is looser than the float graph's)."""
+    import onnx
+
+    from udfs.serving import load_serving_model
+
+    sc = generate(ScenarioOptions(seed=8, events=3000, days=1, bias=0.2))
+    df = build_dataset(cfg, sc.events, sc.labels)
+    train(cfg, df, tmp_path / "a", progress=lambda m: None, estimator="mlp")
+    reg = Registry(tmp_path / "r")
+    plain = export(tmp_path / "a", reg, progress=lambda m: None)
+    assert plain.metadata.parity["max_abs_diff"] < 1e-4
+    q = export(tmp_path / "a", reg, progress=lambda m: None, quantize_tolerance=0.1)
+    ops = {n.op_type for n in onnx.load(str(q.onnx_path)).graph.node}
+    assert "MatMulInteger" in ops and "MatMul" not in ops
+    par = q.metadata.parity["quantized"]
+    assert par["int8_bytes"] < par["float_bytes"] and 0 < par["max_abs_diff"] <= 0.1
+    assert par["float_us_per_row"] > 0 and par["int8_us_per_row"] > 0
+    m = load_serving_model(reg.root, cfg.model.name, q.metadata.version, cfg.model_inputs)
+    x = frame_for_model(df.tail(300), q.metadata.inputs).to_dict("records")
+    diff = np.abs(
+        m.scorer.score(x) - OnnxScorer.from_metadata(plain.onnx_path, plain.metadata).score(x)
+    )
+    assert diff.max() <= 0.1 and diff.max() > 0
+    assert "## Int8 quantization" in (q.path / "model_card.md").read_text()
+
+
+def test_quantizing_a_tree_ensemble_is_refused_with_the_reason(trained):
+    from models.quantize import quantize
+
+    _, _, mv, _ = trained
+    with pytest.raises(ModelError, match="nothing to quantize.*TreeEnsembleClassifier") as e:
+        quantize(mv.onnx_path.read_bytes())
+    assert "--estimator mlp" in e.value.hint
