@@ -13,6 +13,7 @@ graph keeps with the original model.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections import Counter
@@ -39,7 +40,11 @@ def quantize(onnx_bytes: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="rtml-quantize-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(onnx_bytes)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        logging.disable(logging.WARNING)  # its advice to pre-process targets image models
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
         out = dst.read_bytes()
     if not any(_ops(out)[op] for op in QUANTIZED_OPS):
         ops = ", ".join(sorted(_ops(onnx_bytes)))
