@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +23,12 @@ import pandas as pd
 from models.dataset import build_dataset
 from models.estimators import ESTIMATORS
 from models.export import export
+from models.quantize import interleaved_latency_us
 from models.registry import Registry
 from models.train import frame_for_model, train
 from rtml.config import load_config
 from rtml.scenarios.cards import ScenarioOptions, generate
 from udfs.scoring import OnnxScorer
-
-
-def _time(scorers: dict[str, OnnxScorer], rows: list[dict]) -> dict[str, np.ndarray]:
-    times: dict[str, list[float]] = {k: [] for k in scorers}
-    for r in rows:
-        for k, s in scorers.items():
-            t0 = time.perf_counter_ns()
-            s.score_one(r)
-            times[k].append((time.perf_counter_ns() - t0) / 1000)
-    return {k: np.array(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -67,8 +57,8 @@ def main() -> None:
     hold = pd.read_parquet(tmp / "hgb" / "holdout.parquet")
     rows = frame_for_model(hold, inputs).to_dict("records")
     rows = (rows * (a.rows // len(rows) + 1))[: a.rows]
-    _time(scorers, rows[:200])  # warm up
-    t = _time(scorers, rows)
+    interleaved_latency_us(scorers, rows[:200])  # warm up
+    t = interleaved_latency_us(scorers, rows)
     base = np.median(t["hgb"])
     print(f"{len(rows)} single-row calls per model, interleaved; {len(inputs)} inputs")
     print(f"{'model':<10} {'p50 us':>7} {'p99 us':>7} {'p50/hgb':>8} {'bytes':>8} {'ROC AUC':>8}")

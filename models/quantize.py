@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rtml.errors import ModelError
 from udfs.scoring import OnnxScorer
 
@@ -55,18 +57,24 @@ def quantize(onnx_bytes: bytes) -> bytes:
     return out
 
 
+def interleaved_latency_us(
+    scorers: Mapping[str, OnnxScorer], rows: Sequence[Mapping[str, Any]]
+) -> dict[str, np.ndarray]:
+    """Microseconds of each single-row call per scorer, the scorers interleaved row by row
+    so that machine noise hits them alike."""
+    times: dict[str, list[float]] = {k: [] for k in scorers}
+    for r in rows:
+        for k, scorer in scorers.items():
+            t0 = time.perf_counter_ns()
+            scorer.score_one(r)
+            times[k].append((time.perf_counter_ns() - t0) / 1000)
+    return {k: np.array(v) for k, v in times.items()}
+
+
 def side_by_side_latency(
     float_scorer: OnnxScorer, int8_scorer: OnnxScorer, rows: Sequence[Mapping[str, Any]]
 ) -> dict[str, float]:
-    """Median microseconds per single-row call, the two graphs interleaved row by row so
-    that machine noise hits both alike."""
-    import numpy as np
-
-    t_f, t_q = [], []
-    for r in rows:
-        for scorer, times in ((float_scorer, t_f), (int8_scorer, t_q)):
-            t0 = time.perf_counter_ns()
-            scorer.score_one(r)
-            times.append((time.perf_counter_ns() - t0) / 1000)
-    f, q = float(np.median(t_f)), float(np.median(t_q))
+    """Median microseconds per single-row call of the two graphs, measured interleaved."""
+    t = interleaved_latency_us({"float": float_scorer, "int8": int8_scorer}, rows)
+    f, q = float(np.median(t["float"])), float(np.median(t["int8"]))
     return {"float_us_per_row": f, "int8_us_per_row": q, "int8_over_float": q / f if f else None}

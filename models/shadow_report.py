@@ -37,9 +37,9 @@ def _fairness(
     min_count: int,
     four_fifths: float,
 ) -> dict[str, Any]:
-    w = FairnessWindow()
-    for r in rows:
-        w.add_prediction(str(r.get(group_field)), r[flag_field] == favourable)
+    w = FairnessWindow.of_decisions(
+        (r.get(group_field) for r in rows), (r[flag_field] == favourable for r in rows)
+    )
     rep = w.report(min_count, four_fifths)
     return {
         "disparate_impact_ratio": rep["disparate_impact_ratio"],

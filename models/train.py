@@ -77,9 +77,9 @@ def _framework(clf) -> str:
 
 def _disparate_impact(groups: list, flagged: np.ndarray, cfg: JobConfig) -> float | None:
     """Min over max favourable-decision rate across groups (the live monitor's formula)."""
-    w = FairnessWindow()
-    for g, f in zip(groups, flagged, strict=True):
-        w.add_prediction(str(g), int(f) == cfg.model.favourable_outcome)
+    w = FairnessWindow.of_decisions(
+        groups, (int(f) == cfg.model.favourable_outcome for f in flagged)
+    )
     return w.report(cfg.monitoring.min_group_count)["disparate_impact_ratio"]
 
 

@@ -22,6 +22,7 @@ estimate below it whose interval reaches above is reported as a ``watch``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,14 @@ class FairnessWindow:
     """Counts per group for one window; fed by predictions and, later, by labelled outcomes."""
 
     groups: dict[str, GroupCounts] = field(default_factory=dict)
+
+    @classmethod
+    def of_decisions(cls, groups: Iterable[object], favourable: Iterable[bool]) -> FairnessWindow:
+        """A window holding predictions only: one per (group, favourable decision) pair."""
+        w = cls()
+        for g, fav in zip(groups, favourable, strict=True):
+            w.add_prediction(str(g), bool(fav))
+        return w
 
     def add_prediction(self, group: str, favourable_pred: bool) -> None:
         g = self.groups.setdefault(group, GroupCounts())

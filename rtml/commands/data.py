@@ -158,7 +158,7 @@ def train_from_log(
 
 def _fit(cfg: JobConfig, df, estimator: str, reweigh: bool, source: dict) -> dict:
     out = paths.artifacts_dir() / cfg.model.name
-    step(f"training a gradient-boosted classifier ({estimator}{', reweighed' if reweigh else ''})")
+    step(f"training a classifier ({estimator}{', reweighed' if reweigh else ''})")
     res = train(
         cfg,
         df,

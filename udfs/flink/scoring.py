@@ -107,20 +107,20 @@ class ScoreFunction(BroadcastProcessFunction):
         self.restored = True
         state = ctx.get_broadcast_state(ACTIVE_MODEL)
         name = self.cfg.model.name
-        active, shadow = state.get(name), state.get(name + SHADOW_KEY)
-        for role, version in (("live", active), ("shadow", shadow)):
-            current = self.slots.live if role == "live" else self.slots.shadow
-            if not version or (current is not None and current.version == version):
-                continue
-            try:
-                loaded = self._load(version)
-            except ModelError as e:  # accepted before the failure, unreadable now
-                log.error("rtml: cannot restore %s model version %s (%s)", role, version, e)
-                continue
-            if role == "live":
-                self.slots.live = loaded
-            else:
-                self.slots.shadow = loaded
+        self.slots.live = self._reloaded("live", state.get(name), self.slots.live)
+        self.slots.shadow = self._reloaded(
+            "shadow", state.get(name + SHADOW_KEY), self.slots.shadow
+        )
+
+    def _reloaded(self, role: str, version: str | None, current):
+        """``version`` loaded, or ``current`` when it is unset, already loaded or unreadable."""
+        if not version or (current is not None and current.version == version):
+            return current
+        try:
+            return self._load(version)
+        except ModelError as e:  # accepted before the failure, unreadable now
+            log.error("rtml: cannot restore %s model version %s (%s)", role, version, e)
+            return current
 
     def process_element(self, value, ctx):
         if not self.restored:
