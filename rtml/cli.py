@@ -13,6 +13,7 @@ from rtml.console import fail
 from rtml.errors import ConfigError, RtmlError
 
 DEFAULT_CONFIG = paths.DEPLOY_DIR / "configs" / "cards.toml"
+PLAN_PARTS = ("scoring", "monitoring", "all", "floor", "naive")
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -198,6 +199,21 @@ def parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="shadow-report: also write the summary as JSON"
     )
     _config_arg(p)
+
+    p = sub.add_parser(
+        "plan",
+        help="print the job's operator graph as Flink plans it (fused Python operators, Python "
+        "stages), without running it",
+    )
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument(
+        "--part",
+        choices=PLAN_PARTS,
+        default="scoring",
+        help="the job graph to plan: scoring, monitoring, both in one job (all), or a "
+        "`rtml bench` baseline (floor, naive)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
 
     for name, helptext in (
         ("run", "run the job on the embedded Flink MiniCluster"),
@@ -408,6 +424,10 @@ def dispatch(a: argparse.Namespace) -> int:
         )
     elif a.cmd == "models":
         _models(a)
+    elif a.cmd == "plan":
+        from rtml.commands.plan import plan
+
+        plan(a.config, a.part, a.json)
     elif a.cmd in ("run", "submit"):
         from rtml.commands.job import JobTarget, run_embedded, submit
 

@@ -27,6 +27,7 @@ def test_help_lists_every_command():
         "train",
         "export",
         "models",
+        "plan",
         "run",
         "submit",
         "jobs",
@@ -51,3 +52,22 @@ def test_errors_are_one_line_with_a_fix(tmp_path):
 
     r = rtml("produce", "--bootstrap", "127.0.0.1:1", "--events", "10", env=env)
     assert r.returncode == 4 and "cannot reach Kafka" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plan_of_a_bad_config_is_one_line(tmp_path):
+    """The config is loaded before the JVM starts: a bad one fails fast, as one line."""
+    import os
+
+    from tests.conftest import DEMO_CONFIG
+
+    env = dict(os.environ, RTML_HOME=str(tmp_path))
+    text = DEMO_CONFIG.read_text().replace('execution_mode = "process"', 'execution_mode = "x"')
+    assert 'execution_mode = "x"' in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    for config, says in ((bad, "execution_mode"), (tmp_path / "missing.toml", "does not exist")):
+        r = rtml("plan", "--config", str(config), "--json", env=env)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and r.stdout == ""
+        assert len(lines) == 1 and lines[0].startswith("rtml: error:") and says in lines[0]
+        assert "Traceback" not in r.stderr
