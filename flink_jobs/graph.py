@@ -1,19 +1,29 @@
 """The rtml job graph.
 
-    events topic -> parse/validate --(bad)--> dead-letter topic
-                 -> event time + watermarks
-                 -> key by entity 1 -> features (state) --(late)--> late-events topic
-                 -> key by entity 2 -> features (state) ...
-                 -> score (ONNX Runtime) -> scores topic
-                        ^-- control topic (broadcast: switch model version, start or stop a
-                        |   shadow candidate) --> alerts topic; live vs candidate -> shadow topic
-                        |-> fairness per window  <- labels topic (parse, event time)
-                        |   (labels joined by event id in state, time-out)  -> fairness topic
-                        '-> drift per window (Evidently, workspace)         -> drift topic
-                            (breaches with confidence, drifted windows)     -> alerts topic
-    (the monitors run in their own slot-sharing group: their own slot and Python worker)
+The scoring path, in as few Python stages as the entities allow (a Python stage holds its
+records for up to a bundle, so latency grows with the stage count: ``rtml plan`` shows it):
 
-Every stateful operator has a stable uid (savepoints map state by uid) and a name.
+    events topic -> [parse/validate + key by entity 1]                      (Python stage 1)
+                 -> [entity 1 features (keyed state) + key by entity 2]     (Python stage 2)
+                 -> [entity 2 features + score (ONNX Runtime)]              (Python stage 3)
+                        ^-- control topic (broadcast state: switch model version, start or
+                            stop a shadow candidate)
+                 the last stage's side outputs -> scores, dead-letter, late-events, alerts
+                                                  (model switches), shadow topics
+
+PyFlink fuses a Python operator into the next one only when it has a single consumer, so
+dead letters and late events travel as tagged records on the main stream and only the last
+stage has side outputs. With ``feature_order = "arrival"`` (the default) nothing on the
+scoring path needs watermarks: event time is read from the record's field, idle keys expire
+on processing-time timers, and the record's timestamp stays the Kafka append time (the
+end-to-end latency metric). ``"event-time"`` adds the timestamp assigner (one more stage).
+
+The monitors (fairness per window with late labels joined; drift per window with Evidently)
+read the scored stream in a one-job deployment or the scores topic as their own job, in
+their own slot-sharing group (their own slot and Python worker).
+
+Every stateful operator has a stable uid (savepoints map state by uid) and a name: the
+feature stages keep ``features-<entity>`` whatever is fused into them.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from pyflink.common import Duration, Types, WatermarkStrategy
-from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
+from pyflink.datastream import DataStream, KeyedStream, OutputTag, StreamExecutionEnvironment
 
 from flink_jobs import kafka_io
 from flink_jobs.options import RunOptions
@@ -36,12 +46,12 @@ from flink_jobs.tags import (
     SCORES_JSON,
     SHADOW,
 )
-from rtml.config import JobConfig
-from udfs.flink.features import EntityFeaturesFunction
+from rtml.config import Entity, JobConfig
+from udfs.flink.features import EntityFeaturesFunction, FeatureStage
 from udfs.flink.monitoring import DriftFunction, FairnessFunction
 from udfs.flink.parse import ParseRecords
 from udfs.flink.records import ConstantKey, FieldKey, FieldTimestamp
-from udfs.flink.scoring import ACTIVE_MODEL, ScoreFunction
+from udfs.flink.scoring import ACTIVE_MODEL, FeaturesAndScoreFunction, ScoreFunction, Scorer
 from udfs.serving import load_serving_model
 from udfs.validation import parse_event, parse_label, parse_score
 
@@ -78,6 +88,13 @@ def _watermarks(cfg: JobConfig, time_field: str, bounded: bool) -> WatermarkStra
     return ws.with_timestamp_assigner(FieldTimestamp(time_field))
 
 
+def side_output(stream: DataStream, tag: OutputTag) -> DataStream:
+    """The side output as the JVM holds it. PyFlink's ``get_side_output`` appends a Python
+    identity map (one more Python operator, so one more bundle's wait, in front of every
+    sink); a side output of JSON strings reaches a Kafka sink without it."""
+    return DataStream(stream._j_data_stream.getSideOutput(tag.get_java_output_tag()))
+
+
 def _union(first: DataStream, *rest: DataStream) -> DataStream:
     return first.union(*rest) if rest else first
 
@@ -91,42 +108,89 @@ def _to_topic(cfg: JobConfig, stream: DataStream, topic: str, uid: str, part: st
     )
 
 
-def add_features(
-    stream: DataStream, cfg: JobConfig
-) -> tuple[DataStream, list[DataStream], list[DataStream]]:
-    """Key by each entity in turn and join its features onto the event (keyed state); the
-    first entity's operator also dead-letters resent events (duplicate event ids).
+def _feature_entities(cfg: JobConfig) -> list[Entity]:
+    return [e for e in cfg.schema.entities if e.name in cfg.features.entities]
 
-    Returns the enriched stream, the late-event side outputs (one per entity) and the
-    duplicates' dead letters."""
-    late: list[DataStream] = []
-    dead: list[DataStream] = []
-    entities = [e for e in cfg.schema.entities if e.name in cfg.features.entities]
-    for i, entity in enumerate(entities):
-        first = i == 0
+
+def _ordered(cfg: JobConfig) -> bool:
+    return cfg.job.feature_order == "event-time"
+
+
+def feature_stage(cfg: JobConfig, entity: Entity, first: bool) -> FeatureStage:
+    """One entity's feature logic; the first entity's also dead-letters resent events."""
+    return FeatureStage(
+        entity,
+        cfg.features.for_entity(entity.name),
+        LATE_EVENTS,
+        DEAD_LETTERS,
+        ordered=_ordered(cfg),
+        dedupe=first,
+        id_field=cfg.schema.event_id,
+        time_field=cfg.schema.event_time,
+        out_of_orderness_ms=cfg.schema.max_out_of_orderness_ms,
+        source=cfg.kafka.topics.events,
+    )
+
+
+def events_for_features(raw: DataStream, cfg: JobConfig, bounded: bool) -> DataStream:
+    """Parse and validate events; dead letters stay on the stream as tagged records (so the
+    parser has one consumer and fuses with the first ``key_by``). Event-time feature order
+    adds the timestamp assigner (a Python stage of its own) for its watermarks."""
+    parsed = (
+        raw.process(
+            ParseRecords(
+                partial(parse_event, schema=cfg.schema),
+                DEAD_LETTERS,
+                cfg.kafka.topics.events,
+                inline=True,
+            ),
+            output_type=RECORD,
+        )
+        .uid("parse-events")
+        .name("parse and validate events")
+    )
+    if not _ordered(cfg):
+        return parsed
+    return (
+        parsed.assign_timestamps_and_watermarks(_watermarks(cfg, cfg.schema.event_time, bounded))
+        .uid("event-time")
+        .name("event time")
+    )
+
+
+def keyed_by_last_entity(stream: DataStream, cfg: JobConfig) -> tuple[KeyedStream, Entity]:
+    """Every entity's feature stage but the last (each fused with the next ``key_by``);
+    returns the stream keyed by the last entity, and that entity."""
+    entities = _feature_entities(cfg)
+    for i, entity in enumerate(entities[:-1]):
         stream = (
             stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
-            .process(
-                EntityFeaturesFunction(
-                    entity,
-                    cfg.features.for_entity(entity.name),
-                    LATE_EVENTS,
-                    ordered=cfg.job.feature_order == "event-time",
-                    id_field=cfg.schema.event_id,
-                    dead_letters=DEAD_LETTERS if first else None,
-                    source=cfg.kafka.topics.events,
-                ),
-                output_type=RECORD,
-            )
+            .process(EntityFeaturesFunction(feature_stage(cfg, entity, i == 0)), output_type=RECORD)
             .uid(f"features-{entity.name}")
             .name(f"features by {entity.key}")
         )
-        if not first:
-            stream = _second_worker(stream, cfg)
-        late.append(stream.get_side_output(LATE_EVENTS))
-        if first:
-            dead.append(stream.get_side_output(DEAD_LETTERS))
-    return stream, late, dead
+    last = entities[-1]
+    return stream.key_by(FieldKey(last.key), key_type=Types.STRING()), last
+
+
+def add_features(stream: DataStream, cfg: JobConfig) -> tuple[DataStream, DataStream, DataStream]:
+    """The feature stages alone (no scoring), as the scoring path has them: ``stream`` from
+    ``events_for_features``. Returns the enriched events, the late events and the dead
+    letters (malformed and resent events), split off by the last stage."""
+    keyed, last = keyed_by_last_entity(stream, cfg)
+    stage = feature_stage(cfg, last, len(_feature_entities(cfg)) == 1)
+    enriched = (
+        keyed.process(
+            EntityFeaturesFunction(stage, split=(DEAD_LETTERS, LATE_EVENTS)), output_type=RECORD
+        )
+        .uid(f"features-{last.name}")
+        .name(f"features by {last.key}")
+    )
+    return (
+        enriched,
+        side_output(enriched, LATE_EVENTS),
+        side_output(enriched, DEAD_LETTERS),
+    )
 
 
 @dataclass(frozen=True)
@@ -162,7 +226,7 @@ def _parse_and_time(
         .uid(ingest.time_uid)
         .name(ingest.time_uid.replace("-", " "))
     )
-    return timed, parsed.get_side_output(ingest.dead_letters)
+    return timed, side_output(parsed, ingest.dead_letters)
 
 
 def parse_events(raw: DataStream, cfg: JobConfig, bounded: bool) -> tuple[DataStream, DataStream]:
@@ -183,13 +247,19 @@ def check_model(cfg: JobConfig, opts: RunOptions) -> int:
     return m.metadata.favourable_outcome
 
 
-def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
+def build(
+    env: StreamExecutionEnvironment,
+    cfg: JobConfig,
+    opts: RunOptions,
+    *,
+    verify_model: bool = True,
+) -> None:
     """The job's graph: ``opts.part`` is "all" (one job), "scoring" or "monitoring" (or a
     benchmark baseline, "floor" or "naive": see ``flink_jobs.baselines``).
 
     Run as two jobs, the monitors read the scores topic and can never slow scoring down (in
     one job they share its stream and CPU: measured in benchmarks/monitor_latency.py)."""
-    favourable = check_model(cfg, opts)
+    favourable = check_model(cfg, opts) if verify_model else 0  # rtml plan builds unverified
     if opts.part in ("floor", "naive"):
         from flink_jobs.baselines import build_baseline
 
@@ -199,7 +269,16 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
     if opts.part in ("all", "scoring"):
         scored = _scoring(env, cfg, opts)
     if opts.part in ("all", "monitoring") and cfg.monitoring.enabled:
-        if scored is None:
+        if scored is not None:  # the monitors' windows need event time and watermarks
+            scored = (
+                scored.assign_timestamps_and_watermarks(
+                    _watermarks(cfg, cfg.schema.event_time, opts.bounded)
+                )
+                .uid("scored-time")
+                .name("scored event time")
+                .slot_sharing_group(MONITORING_SLOTS)
+            )
+        else:
             cfg = replace(
                 cfg, kafka=replace(cfg.kafka, group_id=cfg.kafka.group_id + "-monitoring")
             )
@@ -208,17 +287,51 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> 
 
 
 def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> DataStream:
+    """The scoring path; returns the scored stream (read by the monitors of a one-job run)."""
     t = cfg.kafka.topics
     raw = _source(env, cfg, t.events, opts.bounded, "events")
-    stream, event_dead_letters = parse_events(raw, cfg, opts.bounded)
-    stream, late, duplicates = add_features(stream, cfg)
-    scored = score_to_topic(env, stream, cfg, opts)
-    _to_topic(
-        cfg, _union(event_dead_letters, *duplicates), t.dead_letter, "dead-letters", opts.part
+    if not _feature_entities(cfg):  # nothing keyed: parse, then score
+        stream, dead = parse_events(raw, cfg, opts.bounded)
+        _to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
+        return score_to_topic(env, stream, cfg, opts)
+    keyed, last = keyed_by_last_entity(events_for_features(raw, cfg, opts.bounded), cfg)
+    stage = feature_stage(cfg, last, len(_feature_entities(cfg)) == 1)
+    scored = (
+        keyed.connect(_model_switches(env, cfg, opts.bounded))
+        .process(
+            FeaturesAndScoreFunction(stage, _scorer(cfg, opts), split=(DEAD_LETTERS, LATE_EVENTS)),
+            output_type=RECORD,
+        )
+        # the uid of the last entity's feature stage: its keyed state restores from a
+        # savepoint of any earlier graph (the old scoring operator's state is dropped)
+        .uid(f"features-{last.name}")
+        .name(f"features by {last.key} + score (ONNX Runtime)")
     )
-    if late:
-        _to_topic(cfg, _union(*late), t.late, "late-events", opts.part)
+    scored = _second_worker(scored, cfg)
+    _score_sinks(cfg, scored, opts.part)
+    _to_topic(cfg, side_output(scored, DEAD_LETTERS), t.dead_letter, "dead-letters", opts.part)
+    _to_topic(cfg, side_output(scored, LATE_EVENTS), t.late, "late-events", opts.part)
     return scored
+
+
+def _scorer(cfg: JobConfig, opts: RunOptions) -> Scorer:
+    return Scorer(
+        cfg,
+        opts.registry,
+        opts.model_version,
+        SCORES_JSON,
+        MODEL_EVENTS,
+        SHADOW,
+        emit_records=opts.part == "all",
+        timed_by_arrival=not _ordered(cfg),
+    )
+
+
+def _score_sinks(cfg: JobConfig, scored: DataStream, part: str) -> None:
+    t = cfg.kafka.topics
+    _to_topic(cfg, side_output(scored, SCORES_JSON), t.scores, "scores", part)
+    _to_topic(cfg, side_output(scored, MODEL_EVENTS), t.alerts, "model-events", part)
+    _to_topic(cfg, side_output(scored, SHADOW), t.shadow, "shadow", part)
 
 
 def _model_switches(env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bool) -> DataStream:
@@ -239,21 +352,17 @@ def _model_switches(env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bo
 def score_to_topic(
     env: StreamExecutionEnvironment, stream: DataStream, cfg: JobConfig, opts: RunOptions
 ) -> DataStream:
-    """Score every event (ONNX Runtime) with the model the control topic last activated and
-    sink the score records to the scores topic, model switches to the alerts topic; returns
-    the scored stream (for the monitors)."""
-    score = ScoreFunction(cfg, opts.registry, opts.model_version, SCORES_JSON, MODEL_EVENTS, SHADOW)
+    """Score every event of an unkeyed stream (its own Python stage) with the model the
+    control topic last activated and sink the score records to the scores topic, model
+    switches to the alerts topic; returns the scored stream (for the monitors)."""
     scored = (
         stream.connect(_model_switches(env, cfg, opts.bounded))
-        .process(score, output_type=RECORD)
+        .process(ScoreFunction(_scorer(cfg, opts)), output_type=RECORD)
         .uid("score")
         .name("score (ONNX Runtime)")
     )
     scored = _second_worker(scored, cfg)
-    t = cfg.kafka.topics
-    _to_topic(cfg, scored.get_side_output(SCORES_JSON), t.scores, "scores", opts.part)
-    _to_topic(cfg, scored.get_side_output(MODEL_EVENTS), t.alerts, "model-events", opts.part)
-    _to_topic(cfg, scored.get_side_output(SHADOW), t.shadow, "shadow", opts.part)
+    _score_sinks(cfg, scored, opts.part)
     return scored
 
 
@@ -310,7 +419,7 @@ def _monitoring(
             .slot_sharing_group(MONITORING_SLOTS)
         )
         _to_topic(cfg, fairness, t.fairness, "fairness", opts.part)
-        alerts.append(fairness.get_side_output(ALERTS))
+        alerts.append(side_output(fairness, ALERTS))
 
     drift = (
         scored.key_by(ConstantKey(), key_type=Types.STRING())
@@ -323,5 +432,5 @@ def _monitoring(
         .slot_sharing_group(MONITORING_SLOTS)
     )
     _to_topic(cfg, drift, t.drift, "drift", opts.part)
-    alerts.append(drift.get_side_output(ALERTS))
+    alerts.append(side_output(drift, ALERTS))
     _to_topic(cfg, _union(*alerts), t.alerts, "alerts", opts.part)

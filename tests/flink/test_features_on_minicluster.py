@@ -1,8 +1,10 @@
 """Flink tier: the job's feature operators on the embedded MiniCluster equal the offline path.
 
 The events (with out-of-order, late and malformed records mixed in) go through the very
-functions the job wires (``parse_events`` and ``add_features``); every feature of every event
-must equal what ``FeatureReplay`` (the training path) computes for the same input.
+functions the job wires (``events_for_features`` and the feature stages of ``add_features``,
+dead letters and late events travelling as tagged records until the last stage splits them
+off); every feature of every event must equal what ``FeatureReplay`` (the training path)
+computes for the same input, in both feature orders.
 """
 
 from __future__ import annotations
@@ -44,20 +46,25 @@ TIGHT = {
 
 
 @pytest.mark.parametrize(
-    "bounded,tight",
-    [(True, False), (False, False), (True, True)],
-    ids=["bounded", "unbounded", "small-bundles-two-workers"],
+    "bounded,tight,order",
+    [
+        (True, False, "arrival"),
+        (True, True, "arrival"),
+        (True, False, "event-time"),
+        (False, False, "event-time"),
+    ],
+    ids=["arrival", "arrival-small-bundles", "event-time-bounded", "event-time-unbounded"],
 )
-def test_flink_features_equal_offline_replay(cfg, bounded, tight):
-    """Unbounded jobs add idleness detection to the watermark strategy: the records must still
-    be timed by their event-time field (PyFlink's ``with_idleness`` once dropped the assigner
-    and the job ran on Kafka append times)."""
+def test_flink_features_equal_offline_replay(cfg, bounded, tight, order):
+    """Unbounded jobs add idleness detection to the watermark strategy: in event-time order
+    the records must still be timed by their event-time field (PyFlink's ``with_idleness``
+    once dropped the assigner and the job ran on Kafka append times)."""
     from dataclasses import replace
 
     from pyflink.common import Configuration, Types
     from pyflink.datastream import StreamExecutionEnvironment
 
-    from flink_jobs.graph import add_features, parse_events
+    from flink_jobs.graph import add_features, events_for_features
     from udfs.features.offline import FeatureReplay
     from udfs.flink.records import to_json_nan_safe
 
@@ -67,16 +74,15 @@ def test_flink_features_equal_offline_replay(cfg, bounded, tight):
     if tight:
         for k, v in TIGHT.items():
             conf.set_string(k, v)
-        cfg = replace(cfg, job=replace(cfg.job, python_workers=2))
+    cfg = replace(cfg, job=replace(cfg.job, feature_order=order))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     raw = env.from_collection(raws, type_info=Types.STRING())
-    stream, dead = parse_events(raw, cfg, bounded=bounded)
-    enriched, late, _ = add_features(stream, cfg)
+    enriched, late, dead = add_features(events_for_features(raw, cfg, bounded), cfg)
     out = enriched.map(to_json_nan_safe, output_type=Types.STRING())
     tagged = out.map(lambda s: "E" + s, output_type=Types.STRING()).union(
         dead.map(lambda s: "D" + s, output_type=Types.STRING()),
-        *(x.map(lambda s: "L" + s, output_type=Types.STRING()) for x in late),
+        late.map(lambda s: "L" + s, output_type=Types.STRING()),
     )
     rows = list(tagged.execute_and_collect())
 
@@ -91,11 +97,15 @@ def test_flink_features_equal_offline_replay(cfg, bounded, tight):
         else:
             n_late += 1
     replay = FeatureReplay.for_job(cfg)
+    if order == "event-time":
+        # the whole input is read before the first watermark passes it (a bounded collection,
+        # or the idleness time-out): every event is applied in (event time, id) order
+        events = sorted(events, key=lambda e: (e["event_time"], e["event_id"]))
     expected = {e["event_id"]: replay.observe(e) for e in events}
     expected_late = sum(1 for v in expected.values() if v is None)
 
     assert n_dead == n_bad
-    assert n_late == expected_late == 1
+    assert n_late == expected_late == (1 if order == "arrival" else 0)
     assert set(got) == {k for k, v in expected.items() if v is not None}
     mismatches = []
     for eid, feats in expected.items():

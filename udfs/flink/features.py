@@ -1,11 +1,28 @@
-"""Keyed feature operator: one entity's features in Flink state, joined onto each event."""
+"""Keyed feature operators: one entity's features in Flink state, joined onto each event.
+
+``FeatureStage`` is the per-key logic over Flink's keyed state and timers, shared by the two
+operators that hold an entity's features:
+- ``EntityFeaturesFunction``, a keyed process function: every entity's stage but the last
+  (its output, events and tagged records alike, goes on to the next entity's ``key_by``,
+  which PyFlink fuses into the same Python stage), or the last one when nothing is scored
+  (``split`` routes the tagged records to their side outputs);
+- ``udfs.flink.scoring.FeaturesAndScoreFunction``: the last entity's features and the scoring
+  in one keyed broadcast operator.
+
+Event time is read from the record's event-time field, never from the record's Flink
+timestamp: in arrival order (the default) the scoring path has no timestamp assigner and
+the timestamp is the Kafka append time (the end-to-end latency metric is measured from it),
+and a record emitted from a timer carries the timer's timestamp.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 from pyflink.common import Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from rtml.config import Entity
@@ -15,28 +32,41 @@ from udfs.features.spec import FeatureSet
 from udfs.features.stored import StoredFeatures
 from udfs.flink import state_writes
 from udfs.flink.metrics import counters
-from udfs.flink.records import to_json_nan_safe
+from udfs.flink.records import is_tagged, tagged, to_json_nan_safe
 from udfs.validation import dead_letter
 
-TTL_TIMER_GRANULARITY_MS = (
-    86_400_000  # coalesce expiry timers to the day: a PyFlink timer call costs ~1 ms
-)
+DAY_MS = 86_400_000
+# expiry timers are coalesced (a PyFlink timer call costs ~1 ms): at most one per key per
+# granule, a thirtieth of the TTL, between a second and a day
+MIN_GRANULE_MS = 1_000
 
 
-class EntityFeaturesFunction(KeyedProcessFunction):
-    """Adds the entity's features (from history before the event) to each event.
+def expiry_granule_ms(ttl_ms: int) -> int:
+    return min(DAY_MS, max(MIN_GRANULE_MS, ttl_ms // 30))
+
+
+def coalesced(t_ms: int, granule_ms: int) -> int:
+    """``t_ms`` rounded up to the granule."""
+    return -(-t_ms // granule_ms) * granule_ms
+
+
+class FeatureStage:
+    """One entity's features over keyed state, for an operator that owns ``open``/timers.
 
     An event is late when it is older than the key's newest event by more than the allowed
-    lateness (per key, as the offline replay decides).
+    lateness (per key, as the offline replay decides). With ``dedupe`` (the first entity's
+    stage), an event whose id the key has seen within the allowed lateness is a resend: it
+    becomes a dead letter with its reason and is neither scored nor counted again.
 
-    With ``dead_letters`` (the first entity's operator), an event whose id the key has seen
-    within the allowed lateness is a resend: it goes to ``dead_letters`` with its reason and
-    is neither scored nor counted again.
+    ``ordered=False`` applies each event on arrival; an idle key's state is dropped by a
+    processing-time timer once the TTL has passed on the stage's event clock (the newest event
+    time it has seen, less the out-of-orderness bound, the watermark the job would have), so
+    it needs no watermarks. ``ordered=True`` buffers events in keyed state until the
+    watermark passes them and applies them in (event time, event id) order, so the features
+    do not depend on how upstream subtasks interleave; there event-time timers expire state.
 
-    ``ordered=False`` applies each event on arrival. ``ordered=True`` buffers events in keyed
-    state until the watermark passes them and applies them in (event time, event id) order,
-    so the features do not depend on how upstream subtasks interleave: the same at any
-    parallelism and through a backlog catch-up, at the cost of waiting for the watermark.
+    ``process`` and ``on_timer`` yield events (dicts, features added) and tagged records
+    (dead letters, late events) alike; the operator decides where each goes.
     """
 
     def __init__(
@@ -44,21 +74,28 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         entity: Entity,
         features: FeatureSet,
         late: OutputTag,
-        ordered: bool = False,
-        id_field: str = "event_id",
-        dead_letters: OutputTag | None = None,
-        source: str = "",
+        dead_letters: OutputTag,
+        *,
+        ordered: bool,
+        dedupe: bool,
+        id_field: str,
+        time_field: str,
+        out_of_orderness_ms: int,
+        source: str,
     ) -> None:
         self.entity = entity
-        self.id_field = id_field
-        self.dead_letters = dead_letters
-        self.source = source
         self.features = features
-        self.late = late
+        self.late_id = late.tag_id
+        self.dead_id = dead_letters.tag_id
         self.ordered = ordered
-        self.state = None
+        self.dedupe = dedupe
+        self.id_field = id_field
+        self.time_field = time_field
+        self.out_of_orderness_ms = out_of_orderness_ms
+        self.source = source
+        self.granule_ms = expiry_granule_ms(features.ttl_ms)
 
-    def open(self, runtime_context: RuntimeContext):
+    def open(self, runtime_context: RuntimeContext) -> None:
         state_writes.install()
         # the live EntityFeatures between events; its snapshot() bytes when Flink serializes it
         self.state = runtime_context.get_state(
@@ -68,23 +105,32 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.pending = runtime_context.get_list_state(
             ListStateDescriptor(f"features-{self.entity.name}-pending", Types.STRING())
         )
-        self.late_events, self.duplicates = counters(runtime_context, "late_events", "duplicates")
+        self.late_events, self.duplicates, self.expired = counters(
+            runtime_context, "late_events", "duplicates", "keys_expired"
+        )
+        # arrival order's event clock: the newest event time this subtask has seen. Lost on
+        # a restart, it only starts again from the next event (expiry waits, nothing else).
+        self.clock = 0
 
-    def _load(self) -> EntityFeatures | None:
-        stored = self.state.value()
-        return None if stored is None else stored.features(self.features)
+    def _stored(self) -> StoredFeatures | None:
+        return self.state.value()
 
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        ts = ctx.timestamp()
+    def process(self, value: Any, ctx) -> Iterator[Any]:
+        if is_tagged(value):  # a dead letter or late event of an earlier stage: pass it on
+            yield value
+            return
+        ts = int(value[self.time_field])
         if self.ordered and ts > ctx.timer_service().current_watermark():
             self.pending.add(json.dumps([ts, value], separators=(",", ":")))
             ctx.timer_service().register_event_time_timer(ts)
             return
-        st = self._load()
-        old_expiry = None if st is None else self._expiry_timer(st)
+        if ts > self.clock:
+            self.clock = ts
+        stored = self._stored()
+        st = None if stored is None else stored.features(self.features)
         st, out = self._apply(st, ts, value, ctx)
         yield from out
-        self._save(st, old_expiry, ctx)
+        self._save(st, stored, ctx)
 
     def _apply(self, st: EntityFeatures | None, ts: int, value: dict, ctx) -> tuple:
         """Apply one event to the key's state; returns (state, records to emit)."""
@@ -98,13 +144,13 @@ class EntityFeaturesFunction(KeyedProcessFunction):
                 "key": ctx.get_current_key(),
                 "event": value,
             }
-            return st, [(self.late, to_json_nan_safe(late))]
+            return st, [tagged(self.late_id, to_json_nan_safe(late))]
         eid = None
-        if self.dead_letters is not None:
+        if self.dedupe:
             eid = str(value[self.id_field])
             if st.is_duplicate(eid):
                 self.duplicates.inc()
-                return st, [(self.dead_letters, self._duplicate(eid, value))]
+                return st, [tagged(self.dead_id, self._duplicate(eid, value))]
         value.update(st.observe(ts, value, eid))
         return st, [value]
 
@@ -117,20 +163,35 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         )
         return to_json_nan_safe(dead_letter(to_json_nan_safe(value), err, self.source))
 
-    def _save(self, st: EntityFeatures, old_expiry: int | None, ctx) -> None:
-        self.state.update(StoredFeatures.of(st))
-        expiry = self._expiry_timer(st)
-        if expiry != old_expiry:  # timer calls are costly in PyFlink: one per key per day at most
-            ctx.timer_service().register_event_time_timer(expiry)
+    def _save(self, st: EntityFeatures, before: StoredFeatures | None, ctx) -> None:
+        """Store the key's state and keep one expiry timer registered for it (timer calls
+        are costly in PyFlink: a new one only when the coalesced expiry moves on)."""
+        stored = StoredFeatures.of(st, timer=None if before is None else before.timer)
+        timers = ctx.timer_service()
+        if self.ordered:
+            expiry = self._event_time_expiry(st)
+            if expiry is not None and expiry != stored.timer:
+                timers.register_event_time_timer(expiry)
+                stored.timer = expiry
+        else:
+            now = timers.current_processing_time()
+            timer = coalesced(now + self.features.ttl_ms, self.granule_ms)
+            if timer != stored.timer:
+                timers.register_processing_time_timer(timer)
+                stored.timer = timer
+        self.state.update(stored)
 
-    def _expiry_timer(self, st: EntityFeatures) -> int | None:
+    def _event_time_expiry(self, st: EntityFeatures) -> int | None:
         if st.newest_ts is None:
             return None
-        expiry = st.newest_ts + self.features.ttl_ms
-        return -(-expiry // TTL_TIMER_GRANULARITY_MS) * TTL_TIMER_GRANULARITY_MS
+        return coalesced(st.newest_ts + self.features.ttl_ms, DAY_MS)
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        st = self._load()
+    def on_timer(self, timestamp: int, ctx) -> Iterator[Any]:
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            self._on_expiry_timer(timestamp, ctx)
+            return
+        stored = self._stored()
+        st = None if stored is None else stored.features(self.features)
         if self.ordered:
             waiting = [json.loads(x) for x in (self.pending.get() or [])]
             due = sorted(
@@ -138,14 +199,61 @@ class EntityFeaturesFunction(KeyedProcessFunction):
                 key=lambda p: (p[0], str(p[1].get(self.id_field, ""))),
             )
             if due:
-                old_expiry = None if st is None else self._expiry_timer(st)
                 for ts, value in due:
                     st, out = self._apply(st, ts, value, ctx)
                     yield from out
                 self.pending.update(
                     [json.dumps(p, separators=(",", ":")) for p in waiting if p[0] > timestamp]
                 )
-                self._save(st, old_expiry, ctx)
+                self._save(st, stored, ctx)
                 return
         if st is not None and st.is_expired(timestamp):
             self.state.clear()
+            self.expired.inc()
+
+    def _on_expiry_timer(self, timestamp: int, ctx) -> None:
+        """Arrival order: drop the key's state once its TTL has passed on the event clock;
+        a timer a newer one superseded does nothing."""
+        stored = self._stored()
+        if stored is None or stored.timer != timestamp:
+            return
+        if stored.features(self.features).is_expired(self.clock - self.out_of_orderness_ms):
+            self.state.clear()
+            self.expired.inc()
+            return
+        # the key is idle, but event time has not moved on enough: look again a TTL later
+        timer = coalesced(timestamp + self.features.ttl_ms, self.granule_ms)
+        ctx.timer_service().register_processing_time_timer(timer)
+        stored.timer = timer
+        self.state.update(stored)
+
+
+class EntityFeaturesFunction(KeyedProcessFunction):
+    """One entity's ``FeatureStage`` as a keyed process function.
+
+    Without ``split`` every record goes to the main output (for the next entity's stage);
+    with ``split`` (the last stage of a job that does not score) events go to the main
+    output and tagged records to the side output of their tag."""
+
+    def __init__(self, stage: FeatureStage, split: tuple[OutputTag, ...] = ()) -> None:
+        self.stage = stage
+        self.split = {t.tag_id: t for t in split}
+
+    def open(self, runtime_context: RuntimeContext):
+        self.stage.open(runtime_context)
+
+    def _route(self, records: Iterator[Any]) -> Iterator[Any]:
+        if not self.split:
+            yield from records
+            return
+        for r in records:
+            if is_tagged(r):
+                yield self.split[r[0]], r[1]
+            else:
+                yield r
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        yield from self._route(self.stage.process(value, ctx))
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        yield from self._route(self.stage.on_timer(timestamp, ctx))

@@ -43,14 +43,17 @@ def gauges(runtime_context: RuntimeContext, values: dict[str, Callable[[], int]]
             group.gauge(name, fn)
 
 
-def latency_gauges(runtime_context: RuntimeContext, prefix: str, window: RecentLatencies) -> None:
-    """p50/p95/p99/max gauges (microseconds) over the window's recent samples."""
+def latency_gauges(
+    runtime_context: RuntimeContext, prefix: str, window: RecentLatencies, unit: str
+) -> None:
+    """p50/p95/p99/max gauges (in ``unit``, as recorded) over the window's recent samples: a
+    histogram as Flink's Python metrics can export it (see ``udfs.latency``)."""
     gauges(
         runtime_context,
         {
-            f"{prefix}_p50_us": lambda: window.quantile(0.5),
-            f"{prefix}_p95_us": lambda: window.quantile(0.95),
-            f"{prefix}_p99_us": lambda: window.quantile(0.99),
-            f"{prefix}_max_us": lambda: window.quantile(1.0),
+            f"{prefix}_p50_{unit}": lambda: window.quantile(0.5),
+            f"{prefix}_p95_{unit}": lambda: window.quantile(0.95),
+            f"{prefix}_p99_{unit}": lambda: window.quantile(0.99),
+            f"{prefix}_max_{unit}": lambda: window.quantile(1.0),
         },
     )

@@ -9,7 +9,7 @@ from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from rtml.errors import RecordError
 from udfs.flink.metrics import counters
-from udfs.flink.records import to_json
+from udfs.flink.records import tagged, to_json
 from udfs.validation import dead_letter
 
 
@@ -17,14 +17,23 @@ class ParseRecords(ProcessFunction):
     """Applies ``parse`` (e.g. ``partial(parse_event, schema=...)``) to each raw record.
 
     A ``RecordError`` sends the raw record and its reason to ``dead_letters``; so does any
-    unexpected exception (a bug must not kill the job, nor lose the record)."""
+    unexpected exception (a bug must not kill the job, nor lose the record).
+
+    With ``inline`` the dead letter is a tagged record on the main output instead (the last
+    Python stage routes it to the side output), so this operator keeps a single consumer and
+    PyFlink fuses it with the next Python operator (the first ``key_by``)."""
 
     def __init__(
-        self, parse: Callable[[str], dict[str, Any]], dead_letters: OutputTag, source: str
+        self,
+        parse: Callable[[str], dict[str, Any]],
+        dead_letters: OutputTag,
+        source: str,
+        inline: bool = False,
     ) -> None:
         self.parse = parse
         self.dead_letters = dead_letters
         self.source = source
+        self.inline = inline
 
     def open(self, runtime_context: RuntimeContext):
         self.records_in, self.dead_lettered = counters(
@@ -41,4 +50,8 @@ class ParseRecords(ProcessFunction):
         except Exception as e:
             err = RecordError("internal_error", f"unexpected {type(e).__name__} while parsing: {e}")
         self.dead_lettered.inc()
-        yield self.dead_letters, to_json(dead_letter(value, err, self.source))
+        letter = to_json(dead_letter(value, err, self.source))
+        if self.inline:
+            yield tagged(self.dead_letters.tag_id, letter)
+        else:
+            yield self.dead_letters, letter

@@ -1,25 +1,41 @@
-"""Scoring operator: one ONNX Runtime session per worker, switched without a restart.
+"""Scoring: one ONNX Runtime session per worker, switched without a restart.
 
 The events are one input; the control topic, broadcast to every subtask, is the other. The
 versions control records set (the live model and the shadow candidate, if any) are kept in
 broadcast state (checkpointed, so a restarted or rescaled job serves what it served before
 the failure); the loaded sessions (``ModelSlots``) are a cache of that state, rebuilt in
 ``open`` and on the first event after a restore.
+
+``Scorer`` is that logic; two operators use it:
+- ``FeaturesAndScoreFunction``, the product's last Python stage: the last entity's features
+  (keyed state) and the scoring (broadcast state) in one keyed broadcast operator, which also
+  splits the tagged records of the earlier stages into their side outputs;
+- ``ScoreFunction``, scoring alone on an unkeyed stream (a config without entity features,
+  and the bench's naive design).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Iterator
+from typing import Any
 
 from pyflink.common import Types
-from pyflink.datastream import BroadcastProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream import (
+    BroadcastProcessFunction,
+    KeyedBroadcastProcessFunction,
+    OutputTag,
+    RuntimeContext,
+)
 from pyflink.datastream.state import MapStateDescriptor
 
 from rtml.config import JobConfig
 from rtml.errors import ModelError, RecordError
+from udfs.flink.features import FeatureStage
 from udfs.flink.metrics import counters, gauges, latency_gauges
-from udfs.flink.records import to_json_nan_safe
+from udfs.flink.records import is_tagged, to_json_nan_safe
 from udfs.latency import RecentLatencies
 from udfs.model_slots import ModelSlots, score_timed, shadow_record
 
@@ -31,7 +47,7 @@ SHADOW_KEY = "#shadow"
 log = logging.getLogger("rtml.scoring")
 
 
-class ScoreFunction(BroadcastProcessFunction):
+class Scorer:
     """Adds ``score``, ``flagged`` and the model version to every event.
 
     The job starts on ``version`` (resolved when the job is built). A control record switches
@@ -42,9 +58,13 @@ class ScoreFunction(BroadcastProcessFunction):
     candidate (control action ``shadow``) passes the same checks, then scores every event
     too; the pair (scores, decisions, latencies) goes to ``shadow_out``, never to the scores.
 
-    The score record goes to the main output (for the monitors) and, as JSON, to
-    ``scores_json`` (for the scores topic), so no extra Python operator stands between
-    scoring and the sink.
+    The score record goes, as JSON, to ``scores_json`` (for the scores topic) and, with
+    ``emit_records`` (the monitors of a one-job deployment read it), as a dict to the main
+    output, so no extra Python operator stands between scoring and the sink.
+
+    With ``timed_by_arrival`` (arrival order: the record's Flink timestamp is the Kafka
+    append time of the event), each score's end-to-end latency (append time to emit, ms) is
+    kept for the ``e2e_latency_*_ms`` gauges.
     """
 
     def __init__(
@@ -55,6 +75,8 @@ class ScoreFunction(BroadcastProcessFunction):
         scores_json: OutputTag,
         model_events: OutputTag,
         shadow_out: OutputTag,
+        emit_records: bool = True,
+        timed_by_arrival: bool = False,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -62,6 +84,8 @@ class ScoreFunction(BroadcastProcessFunction):
         self.scores_json = scores_json
         self.model_events = model_events
         self.shadow_out = shadow_out
+        self.emit_records = emit_records
+        self.timed_by_arrival = timed_by_arrival
         self.slots = None
 
     def _load(self, version: str):
@@ -75,7 +99,7 @@ class ScoreFunction(BroadcastProcessFunction):
             self.cfg.model.intra_op_threads,
         )
 
-    def open(self, runtime_context: RuntimeContext):
+    def open(self, runtime_context: RuntimeContext) -> None:
         self.slots = ModelSlots(self._load(self.version))
         self.restored = False  # the broadcast state is read on the first event
         self.subtask = runtime_context.get_index_of_this_subtask()
@@ -91,7 +115,10 @@ class ScoreFunction(BroadcastProcessFunction):
             runtime_context, "scored", "models_activated", "models_rejected", "shadow_scored"
         )
         self.latency = RecentLatencies()
-        latency_gauges(runtime_context, "score_latency", self.latency)
+        latency_gauges(runtime_context, "score_latency", self.latency, "us")
+        self.e2e = RecentLatencies()
+        if self.timed_by_arrival:
+            latency_gauges(runtime_context, "e2e_latency", self.e2e, "ms")
         gauges(
             runtime_context,
             {
@@ -122,7 +149,7 @@ class ScoreFunction(BroadcastProcessFunction):
             log.error("rtml: cannot restore %s model version %s (%s)", role, version, e)
             return current
 
-    def process_element(self, value, ctx):
+    def score(self, value: dict, ctx) -> Iterator[Any]:
         if not self.restored:
             self._restore(ctx)
         m = self.slots.live
@@ -136,6 +163,8 @@ class ScoreFunction(BroadcastProcessFunction):
         out["model_version"] = m.version
         out["inputs"] = {k: value.get(k) for k in m.inputs}
         yield self.scores_json, to_json_nan_safe(out)
+        if self.timed_by_arrival:
+            self.e2e.record(int(time.time() * 1000) - ctx.timestamp())
         cand = self.slots.shadow
         if cand is not None:
             pair = shadow_record(
@@ -148,9 +177,10 @@ class ScoreFunction(BroadcastProcessFunction):
             )
             self.shadowed.inc()
             yield self.shadow_out, to_json_nan_safe(pair)
-        yield out
+        if self.emit_records:
+            yield out
 
-    def process_broadcast_element(self, value, ctx):
+    def control(self, value, ctx) -> Iterator[Any]:
         from udfs.serving import parse_model_switch
 
         if not self.restored:
@@ -176,3 +206,53 @@ class ScoreFunction(BroadcastProcessFunction):
         if event["kind"] == "model_activated":
             self.activated.inc()
         yield self.model_events, json.dumps(event)
+
+
+class ScoreFunction(BroadcastProcessFunction):
+    """``Scorer`` on an unkeyed stream of events."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    def open(self, runtime_context: RuntimeContext):
+        self.scorer.open(runtime_context)
+
+    def process_element(self, value, ctx):
+        yield from self.scorer.score(value, ctx)
+
+    def process_broadcast_element(self, value, ctx):
+        yield from self.scorer.control(value, ctx)
+
+
+class FeaturesAndScoreFunction(KeyedBroadcastProcessFunction):
+    """The last Python stage: the last entity's features, then the score, in one operator
+    (keyed feature state and the broadcast model state side by side), so that neither the
+    control stream nor a separate scoring operator costs a stage.
+
+    Tagged records (dead letters, late events) of this and the earlier stages go to the side
+    output of their tag (``split``); nothing else of the pipeline has a side output."""
+
+    def __init__(self, stage: FeatureStage, scorer: Scorer, split: tuple[OutputTag, ...]) -> None:
+        self.stage = stage
+        self.scorer = scorer
+        self.split = {t.tag_id: t for t in split}
+
+    def open(self, runtime_context: RuntimeContext):
+        self.stage.open(runtime_context)
+        self.scorer.open(runtime_context)
+
+    def _emit(self, records: Iterator[Any], ctx) -> Iterator[Any]:
+        for r in records:
+            if is_tagged(r):
+                yield self.split[r[0]], r[1]
+            else:
+                yield from self.scorer.score(r, ctx)
+
+    def process_element(self, value, ctx):
+        yield from self._emit(self.stage.process(value, ctx), ctx)
+
+    def on_timer(self, timestamp: int, ctx):
+        yield from self._emit(self.stage.on_timer(timestamp, ctx), ctx)
+
+    def process_broadcast_element(self, value, ctx):
+        yield from self.scorer.control(value, ctx)
