@@ -1,0 +1,99 @@
+"""Upgrading a running deployment: a savepoint taken by an earlier graph restores into today's.
+
+The fixtures in tests/fixtures/savepoints were taken by the graph of the commit in their
+name (``tests/fixtures/make_savepoints.py``): the job had read the first 1,500 records of a
+seeded scenario. Here the same records reach topics of the same names, then the rest of the
+stream; the current job restores the savepoint (dropping only the state of operators the
+graph no longer has, such as the old scoring operator) and must carry on from the restored
+offsets with the restored feature state: every later valid event scored exactly once, with
+the features the offline replay computes over the whole stream (first half included), so a
+feature operator whose state did not restore fails the comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from deploy.flink_rest import FlinkRest
+from rtml.commands.job import JobTarget, submit
+from rtml.kafka_client import end_offsets, ensure_topics, produce, read_topic
+from rtml.scenarios.cards import generate
+from tests.conftest import DEMO_CONFIG
+from tests.fixtures.make_savepoints import scenario
+from tests.integration.waiting import wait_for
+from udfs.features.offline import FeatureReplay
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "savepoints"
+
+
+def _fixtures(part: str) -> list[Path]:
+    return sorted(p for p in FIXTURES.glob(f"{part}-*") if (p / "_metadata").exists())
+
+
+@pytest.mark.parametrize("savepoint", _fixtures("scoring"), ids=lambda p: p.name)
+def test_savepoint_of_an_earlier_graph_restores_feature_state(
+    cfg, broker, model, cluster, savepoint
+):
+    meta = json.loads((savepoint / "FIXTURE.json").read_text())
+    c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix(meta["topic_prefix"])
+    sc = generate(scenario())
+    raw = list(sc.raw_events())
+    cut = meta["records_read"]
+    t = c.kafka.topics
+    ensure_topics(c)
+    assert end_offsets(c, [t.events])[t.events] == 0, "the fixture's topics must start empty"
+    produce(c, t.events, raw)
+
+    target = JobTarget(
+        Path(DEMO_CONFIG),
+        bootstrap=broker.bootstrap,
+        topic_prefix=meta["topic_prefix"],
+        part="scoring",
+        delivery="at-least-once",
+        feature_order="arrival",
+    )
+    valid = {json.dumps(e): e for e in sc.events}
+    later = [valid[r] for r in raw[cut:] if r in valid]
+    rest = FlinkRest(cluster.address)
+    job_id = submit(
+        c,
+        target,
+        cluster.address,
+        detached=True,
+        from_savepoint=str(savepoint),
+        allow_non_restored_state=True,
+    )
+    try:
+        rest.wait_for_state(job_id, {"RUNNING"}, 120)
+        wait_for(
+            lambda: end_offsets(c, [t.scores])[t.scores] >= len(later),
+            240,
+            f"{len(later)} scores of the events after the savepoint",
+        )
+    finally:
+        rest.cancel(job_id)
+    scores = read_topic(c, t.scores)
+    ids = [s["event_id"] for s in scores]
+    assert len(ids) == len(set(ids)) == len(later), "resumed at the restored offsets, once each"
+    assert set(ids) == {e["event_id"] for e in later}
+    assert len(read_topic(c, t.dead_letter)) == sum(1 for r in raw[cut:] if r not in valid)
+
+    replay = FeatureReplay.for_job(c)
+    expected = {e["event_id"]: replay.observe(e) for e in sc.events}
+    mismatches = []
+    for s in scores:
+        want = expected[s["event_id"]]
+        for name, w in want.items():
+            if name not in s["inputs"]:
+                continue
+            have = s["inputs"][name]
+            have = math.nan if have is None else have
+            if not (math.isnan(w) and math.isnan(have)) and abs(w - have) > 1e-9 * max(1, abs(w)):
+                mismatches.append((s["event_id"], name, w, have))
+    assert not mismatches, mismatches[:10]
