@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
@@ -17,6 +18,10 @@ def create_env(cfg: JobConfig, opts: RunOptions) -> StreamExecutionEnvironment:
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", cfg.job.execution_mode)
+    if cfg.job.execution_mode == "thread":
+        # the embedded interpreter (pemja) starts with the system's sys.path: give it this
+        # environment's packages (pemja itself, numpy, ONNX Runtime, rtml's editable install)
+        conf.set_string("python.pythonpath", sysconfig.get_paths()["purelib"])
     conf.set_string("execution.checkpointing.interval", f"{cfg.job.checkpoint_interval_ms}ms")
     conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
     conf.set_string("state.backend.type", cfg.job.state_backend)
@@ -38,6 +43,9 @@ def create_env(cfg: JobConfig, opts: RunOptions) -> StreamExecutionEnvironment:
     # the JVM (a round trip per key): larger bundles, fewer writes per event.
     conf.set_string("python.fn-execution.bundle.size", str(cfg.job.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", f"{cfg.job.bundle_time_ms}")
+    # per network hop: a partly filled buffer waits at most this long (Flink's default 100 ms)
+    conf.set_string("execution.buffer-timeout.interval", f"{cfg.job.buffer_timeout_ms}ms")
+    conf.set_string("pipeline.auto-watermark-interval", f"{cfg.job.watermark_interval_ms}ms")
     if os.environ.get(
         "RTML_PYTHON_PROFILE"
     ):  # cProfile stats of the Python workers, in the TaskManager log

@@ -154,13 +154,18 @@ class JobSettings:
     name: str
     parallelism: int = 1
     execution_mode: str = "process"
-    checkpoint_interval_ms: int = 5_000
+    # exactly-once output becomes visible at checkpoints: the interval bounds its latency
+    checkpoint_interval_ms: int = 1_000
     delivery: str = "exactly-once"
     transaction_timeout_ms: int = 600_000
     state_backend: str = "hashmap"
     state_cache_size: int = 100_000  # Python-side state cache entries per worker
     bundle_size: int = 1000  # records per Python bundle (changed state is written back at its end)
-    bundle_time_ms: int = 1000  # a bundle closes at the latest after this long
+    # a Python stage holds its records until the bundle closes: latency ~ stages x bundle time
+    # at light load; under full load bundles fill by size first (README "Latency")
+    bundle_time_ms: int = 10
+    buffer_timeout_ms: int = 5  # a network buffer is sent when full or after this long
+    watermark_interval_ms: int = 50  # periodic watermarks (monitors, event-time order)
     # Python worker processes per parallel instance of the scoring pipeline: 2 puts the
     # stages after the first keyed one in their own slot sharing group (own slot, own worker)
     python_workers: int = 1
@@ -253,6 +258,17 @@ def _section(raw: dict, name: str, src: str) -> dict:
     return sec
 
 
+def _int(sec: dict, key: str, default: int) -> int:
+    """An integer setting; anything else is a one-line error naming the key."""
+    v = sec.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(
+            f"{key} = {v!r} is not an integer",
+            hint=f"write {key} as a whole number, e.g. {default}",
+        )
+    return v
+
+
 def _req(sec: dict, key: str, where: str) -> Any:
     if key not in sec:
         raise ConfigError(f"{where}: missing key '{key}'", hint=f"add {key} = ... under {where}")
@@ -264,20 +280,24 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
     j = _section(raw, "job", src)
     job = JobSettings(
         name=str(_req(j, "name", "[job]")),
-        parallelism=int(j.get("parallelism", 1)),
+        parallelism=_int(j, "parallelism", 1),
         execution_mode=str(j.get("execution_mode", "process")),
         checkpoint_interval_ms=parse_duration(
-            j.get("checkpoint_interval", "5s"), "[job] checkpoint_interval"
+            j.get("checkpoint_interval", "1s"), "[job] checkpoint_interval"
         ),
         delivery=str(j.get("delivery", "exactly-once")),
         transaction_timeout_ms=parse_duration(
             j.get("transaction_timeout", "10m"), "[job] transaction_timeout"
         ),
         state_backend=str(j.get("state_backend", "hashmap")),
-        state_cache_size=int(j.get("state_cache_size", 100_000)),
-        bundle_size=int(j.get("bundle_size", 1000)),
-        bundle_time_ms=parse_duration(j.get("bundle_time", "1s"), "[job] bundle_time"),
-        python_workers=int(j.get("python_workers", 1)),
+        state_cache_size=_int(j, "state_cache_size", 100_000),
+        bundle_size=_int(j, "bundle_size", 1000),
+        bundle_time_ms=parse_duration(j.get("bundle_time", "10ms"), "[job] bundle_time"),
+        buffer_timeout_ms=parse_duration(j.get("buffer_timeout", "5ms"), "[job] buffer_timeout"),
+        watermark_interval_ms=parse_duration(
+            j.get("watermark_interval", "50ms"), "[job] watermark_interval"
+        ),
+        python_workers=_int(j, "python_workers", 1),
         feature_order=str(j.get("feature_order", "arrival")),
     )
     if job.feature_order not in ("arrival", "event-time"):
@@ -321,7 +341,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         bootstrap_servers=str(k.get("bootstrap_servers", "127.0.0.1:9092")),
         group_id=str(k.get("group_id", job.name)),
         topics=topics,
-        partitions=int(k.get("partitions", 1)),
+        partitions=_int(k, "partitions", 1),
         properties=_client_properties(k.get("properties", {})),
     )
 
@@ -343,7 +363,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
                 min=spec.get("min"),
                 max=spec.get("max"),
                 values=tuple(str(v) for v in spec.get("values", ())),
-                max_length=int(spec.get("max_length", 256)),
+                max_length=_int(spec, "max_length", 256),
             )
         )
     names = {f.name for f in fields}
@@ -394,7 +414,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         label=str(lab.get("label", "label")),
         label_time=str(lab.get("label_time", "label_time")),
         timeout_ms=parse_duration(lab.get("timeout", "7d"), "[labels] timeout"),
-        positive=int(lab.get("positive", 1)),
+        positive=_int(lab, "positive", 1),
     )
 
     features = _parse_features(raw, schema)
@@ -405,8 +425,8 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         version=str(m.get("version", "current")),
         threshold=float(m.get("threshold", 0.5)),
         raw_inputs=tuple(str(x) for x in m.get("raw_inputs", ())),
-        intra_op_threads=int(m.get("intra_op_threads", 1)),
-        favourable_outcome=int(m.get("favourable_outcome", 0)),
+        intra_op_threads=_int(m, "intra_op_threads", 1),
+        favourable_outcome=_int(m, "favourable_outcome", 0),
     )
     if model.favourable_outcome not in (0, 1):
         raise ConfigError(
@@ -425,10 +445,10 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         window_ms=parse_duration(mo.get("window", "1h"), "[monitoring] window"),
         slide_ms=parse_duration(mo.get("slide", mo.get("window", "1h")), "[monitoring] slide"),
         enabled=bool(mo.get("enabled", True)),
-        min_group_count=int(mo.get("min_group_count", 30)),
+        min_group_count=_int(mo, "min_group_count", 30),
         four_fifths=float(mo.get("four_fifths", 0.8)),
-        drift_min_rows=int(mo.get("drift_min_rows", 100)),
-        drift_sample_cap=int(mo.get("drift_sample_cap", 2000)),
+        drift_min_rows=_int(mo, "drift_min_rows", 100),
+        drift_sample_cap=_int(mo, "drift_sample_cap", 2000),
         drift_share=float(mo.get("drift_share", 0.5)),
         project=str(mo.get("project", job.name)),
     )
@@ -507,8 +527,8 @@ def _parse_features(raw: dict, schema: EventSchema) -> FeatureSet:
         )
     return FeatureSet(
         specs=tuple(specs),
-        tiles_per_window=int(opts.get("tiles_per_window", 12)),
-        distinct_capacity=int(opts.get("distinct_capacity", 64)),
+        tiles_per_window=_int(opts, "tiles_per_window", 12),
+        distinct_capacity=_int(opts, "distinct_capacity", 64),
         allowed_lateness_ms=parse_duration(
             opts.get("allowed_lateness", "1h"), "[feature_options] allowed_lateness"
         ),
