@@ -9,7 +9,6 @@ from the operator of the same stream graph (see ``flink_jobs.plan``).
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
@@ -22,7 +21,6 @@ from flink_jobs.environment import create_env
 from flink_jobs.options import RunOptions
 from flink_jobs.plan import ANNOTATION
 from rtml.config import JobConfig
-from rtml.errors import ModelError
 
 PYTHON_OPERATOR = "org.apache.flink.streaming.api.operators.python.AbstractPythonFunctionOperator"
 DATASTREAM_PYTHON_OPERATOR = (
@@ -30,8 +28,6 @@ DATASTREAM_PYTHON_OPERATOR = (
 )
 FUNCTION_INFO = "org.apache.flink.streaming.api.functions.python.DataStreamPythonFunctionInfo"
 SIMPLE_FACTORY = "org.apache.flink.streaming.api.operators.SimpleOperatorFactory"
-# the keyword of ``graph.build`` that skips the model check (a plan needs no trained model)
-NO_MODEL_CHECK = "verify_model"
 
 
 def build_graph(
@@ -39,15 +35,7 @@ def build_graph(
 ) -> None:
     """``graph.build`` as ``flink_jobs.job.main`` calls it; without a registered model, the same
     graph without the model check."""
-    if model_registered:
-        graph.build(env, cfg, opts)
-    elif NO_MODEL_CHECK in inspect.signature(graph.build).parameters:
-        graph.build(env, cfg, opts, **{NO_MODEL_CHECK: False})
-    else:
-        raise ModelError(
-            f"no model {cfg.model.name!r} is registered, and this graph.build always checks it",
-            hint="train and export one (`rtml train`, then `rtml export`)",
-        )
+    graph.build(env, cfg, opts, verify_model=model_registered)
 
 
 def _is(obj: JavaObject, class_name: str) -> bool:

@@ -158,17 +158,25 @@ def events_for_features(raw: DataStream, cfg: JobConfig, bounded: bool) -> DataS
     )
 
 
+def middle_feature_stage(
+    stream: DataStream, cfg: JobConfig, entity: Entity, first: bool
+) -> DataStream:
+    """An entity's feature stage that is not the last: its one consumer is the next
+    ``key_by``, so PyFlink fuses the two into one Python stage."""
+    return (
+        stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
+        .process(EntityFeaturesFunction(feature_stage(cfg, entity, first)), output_type=RECORD)
+        .uid(f"features-{entity.name}")
+        .name(f"features by {entity.key}")
+    )
+
+
 def keyed_by_last_entity(stream: DataStream, cfg: JobConfig) -> tuple[KeyedStream, Entity]:
     """Every entity's feature stage but the last (each fused with the next ``key_by``);
     returns the stream keyed by the last entity, and that entity."""
     entities = _feature_entities(cfg)
     for i, entity in enumerate(entities[:-1]):
-        stream = (
-            stream.key_by(FieldKey(entity.key), key_type=Types.STRING())
-            .process(EntityFeaturesFunction(feature_stage(cfg, entity, i == 0)), output_type=RECORD)
-            .uid(f"features-{entity.name}")
-            .name(f"features by {entity.key}")
-        )
+        stream = middle_feature_stage(stream, cfg, entity, i == 0)
     last = entities[-1]
     return stream.key_by(FieldKey(last.key), key_type=Types.STRING()), last
 

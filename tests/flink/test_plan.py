@@ -90,3 +90,22 @@ def test_the_plan_is_flinks_after_python_fusion():
         ("m1", "f1", "_stream_key_by_map_operator"),
         ("k1",),
     ]
+
+
+def test_a_second_consumer_of_a_middle_stage_costs_stages(fresh_home, monkeypatch):
+    """The count comes from Flink's plan, not from rtml: reading a side output of the
+    account stage (as the graph did before the fusion) breaks the fusion with the merchant
+    key selector, and PyFlink's get_side_output adds its identity map: the count rises."""
+    from flink_jobs import graph
+    from flink_jobs.tags import LATE_EVENTS
+
+    middle = graph.middle_feature_stage
+
+    def with_side_output(stream, cfg, entity, first):
+        out = middle(stream, cfg, entity, first)
+        out.get_side_output(LATE_EVENTS).print()
+        return out
+
+    assert planned("cards.toml", "scoring").python_stages == 3
+    monkeypatch.setattr(graph, "middle_feature_stage", with_side_output)
+    assert planned("cards.toml", "scoring").python_stages == 5
