@@ -315,3 +315,25 @@ def test_stored_features_pickle_as_their_snapshot_and_stay_live_between_events()
     assert pickle.loads(pickle.dumps(back)).snapshot() == s.snapshot()
     with pytest.raises(ValueError):
         StoredFeatures()
+
+
+def test_stored_features_keep_their_expiry_timer_and_read_the_older_layout():
+    """The operator's expiry timer travels with the bytes; state written before the timer
+    was kept (a pickle of the class and the bytes alone) restores with no timer."""
+    import pickle
+
+    from udfs.features.stored import StoredFeatures
+
+    s = EntityFeatures(ALL)
+    s.observe(MIN, {"x": 1.0, "cat": "c0"}, "id-1")
+    held = StoredFeatures.of(s, timer=86_400_000)
+    back = pickle.loads(pickle.dumps(held))
+    assert back.timer == 86_400_000 and back.features(ALL).snapshot() == s.snapshot()
+
+    class Old:  # what PyFlink stored until the timer was kept: (class, (bytes,))
+        def __reduce__(self):
+            return (StoredFeatures, (s.snapshot(),))
+
+    old = pickle.loads(pickle.dumps(Old()))
+    assert isinstance(old, StoredFeatures) and old.timer is None
+    assert old.features(ALL).snapshot() == s.snapshot()
