@@ -25,6 +25,7 @@ JOB_OVERRIDES = (
     "delivery",
     "feature_order",
     "python_workers",
+    "checkpoint_interval_ms",
 )
 
 
@@ -75,6 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="override [job] python_workers: 2 splits the scoring pipeline over two Python "
         "processes (two slots per parallel instance)",
+    )
+    p.add_argument(
+        "--checkpoint-interval-ms",
+        type=int,
+        default=None,
+        help="override [job] checkpoint_interval (exactly-once output is visible at checkpoints)",
     )
     p.add_argument(
         "--delivery",

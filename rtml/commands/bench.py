@@ -1,91 +1,235 @@
-"""`rtml bench`: the product's pipeline against the engine floor and a naive design.
+"""`rtml bench`: the product's pipeline against the engine floor, a naive design and a plain
+Python peer, on the local broker and cluster, in one run, over the same input:
 
-On the local broker and cluster, in one run, over the same input:
-  (a) floor: Kafka in -> key by account -> an empty keyed Python function -> Kafka out
-  (b) naive: raw events per key in list state, features recomputed, one ONNX call per event
-  (c) rtml:  the product's scoring job with its side outputs (``--part scoring``; the
-             monitors run as their own job in the recommended deployment)
+  (a)  floor: Kafka in -> key by account -> an empty keyed Python function -> Kafka out
+  (b)  naive: raw events per key in list state, features recomputed, one ONNX call per event
+  (c)  rtml:  the product's scoring job with its side outputs (``--part scoring``; the
+              monitors run as their own job in the recommended deployment)
+  (d)  peer:  the same feature code and model in one plain Python consumer loop
+              (``rtml.bench.peer``, at-least-once), what a user might write instead of Flink
+  (c1) rtml on the one-entity config (``deploy/configs/cards-one-entity.toml``), and
+  (a1) the floor on it (throughput only)
 
-1. Throughput: each job runs bounded over the same preloaded backlog; events/s is the scores'
-   count over the span of their broker append times (start-up excluded).
-2. Latency at a fixed offered load (half of (c)'s throughput): each job runs unbounded while
-   events are produced at that rate; per event, scores' append time minus the event's append
-   time (both LogAppendTime on one broker). (a), (b), (c) with at-least-once delivery, and (c)
-   again with exactly-once (output visible at checkpoints).
-3. CPU (cores busy) and peak RSS of the TaskManagers and their Python workers, and state bytes
-   per key from the job's checkpoint after the load.
+1. Throughput: each job runs bounded over the same preloaded backlog ((b) over its first
+   part: it is quadratic in each key's history); events/s is the scores' count over the span
+   of their broker append times (start-up excluded).
+2. The latency-load curve: each job runs unbounded while events are produced at 25%, 50%
+   and 75% of (c)'s measured throughput: (a), (c) at-least-once and (d) at each; (b) at 50%;
+   (c) exactly-once at 50% with checkpoints every second; (c1) at 50%. Latency per event is
+   what a reader sees: when a live read_committed consumer (assigned to the scores topic at
+   offset 0 before the load) first polled the event's score, minus the event's broker append
+   time (LogAppendTime on one broker; the score's own append time is kept too).
+3. The Python stages of each Flink job (`rtml plan --json`), CPU (cores busy) and peak RSS
+   of each job's processes, and state bytes per key from the job's checkpoint after its 50%
+   at-least-once load (the peer's from its own feature state).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
+from itertools import groupby
 from pathlib import Path
 
 from deploy.flink_cluster import Cluster
-from deploy.flink_rest import FlinkRest
 from deploy.kafka_broker import Broker
-from rtml.bench.load import produce_paced
-from rtml.bench.measure import (
-    Latency,
-    ProcessSampler,
-    append_times,
-    event_id_of,
-    latency,
-    state_bytes_per_key,
-    throughput,
-)
-from rtml.bench.report import print_table, write_plot
+from rtml import paths
+from rtml.bench import peer
+from rtml.bench.measure import append_times, event_id_of, state_bytes_per_key, throughput
+from rtml.bench.report import ALO, EO, HALF, point, print_table, write_plot
+from rtml.bench.runs import FlinkJob, Job, LoadRun, PeerJob, bounded_run, paced_run
+from rtml.bench.stages import python_stages
 from rtml.commands import services
 from rtml.commands.data import ensure_model, scenario_options
-from rtml.commands.job import JobTarget, submit
+from rtml.commands.job import JobTarget
 from rtml.config import JobConfig, load_config
 from rtml.console import say, step
-from rtml.kafka_client import end_offsets, ensure_topics, produce
+from rtml.errors import JobError
+from rtml.kafka_client import ensure_topics, produce
 from rtml.scenarios.cards import generate
+
+LOADS = (0.25, 0.5, 0.75)  # offered load, as a fraction of (c)'s measured throughput
+EVENTS_PER_DAY = 6000  # the demo's rate: a few days of history warm the feature state up
+WARMUP_FRACTION = 0.1  # the first 10% of the paced events are not measured
+ONE_ENTITY_CONFIG = paths.DEPLOY_DIR / "configs" / "cards-one-entity.toml"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    key: str
+    label: str
+    part: str  # flink_jobs.job --part, or "peer"
+    keyed: tuple[str, ...]  # the state (vertex names) that is held per key
+    one_entity: bool = False  # runs on the one-entity config
+    pipeline: bool = False  # the product's pipeline: runs with the bench's --python-workers
+
 
 # (c) is the scoring job with its side outputs (dead letters, late events): the deployment the
 # README recommends for live traffic, with the monitors as their own job reading the scores
 # topic (in one job, Evidently's seconds per window hold up the stream it shares)
-JOBS = {"floor": "a. engine floor", "naive": "b. naive design", "scoring": "c. rtml pipeline"}
-KEYED_VERTICES = {
-    "floor": ("empty keyed function",),
-    "naive": ("naive features",),
-    "scoring": ("features by",),
-}
-EVENTS_PER_DAY = 6000  # the demo's rate: a few days of history warm the feature state up
-WARMUP_FRACTION = 0.1  # the first 10% of the paced events are not measured
+JOBS = (
+    JobSpec("floor", "a. engine floor", "floor", ("empty keyed function",)),
+    JobSpec("naive", "b. naive design", "naive", ("naive features",)),
+    JobSpec("scoring", "c. rtml pipeline", "scoring", ("features by",), pipeline=True),
+    JobSpec("peer", "d. Python peer", "peer", (peer.STATE_NAME,)),
+    JobSpec(
+        "scoring-one-entity",
+        "c1. rtml, 1 entity",
+        "scoring",
+        ("features by",),
+        one_entity=True,
+        pipeline=True,
+    ),
+    JobSpec(
+        "floor-one-entity",
+        "a1. floor, 1 entity",
+        "floor",
+        ("empty keyed function",),
+        one_entity=True,
+    ),
+)
+SPECS = {s.key: s for s in JOBS}
+
+
+@dataclass(frozen=True)
+class LoadStep:
+    """One run of the latency-load curve."""
+
+    job: str
+    load: float
+    delivery: str = ALO
+    checkpoint_interval_ms: int | None = None  # None: the config's
+
+
+def latency_plan(eo_checkpoint_ms: int) -> list[LoadStep]:
+    """The curve's runs, grouped by load (each load has its own paced input)."""
+    steps = [LoadStep(j, load) for load in LOADS for j in ("floor", "scoring", "peer")]
+    steps += [
+        LoadStep("naive", HALF),
+        LoadStep("scoring", HALF, EO, eo_checkpoint_ms),
+        LoadStep("scoring-one-entity", HALF),
+    ]
+    return sorted(steps, key=lambda s: s.load)
 
 
 @dataclass(frozen=True)
 class BenchOptions:
     config: Path
     out: Path
-    events: int = 5_000
+    events: int = 20_000
+    naive_events: int = 5_000  # (b) is quadratic in each key's history
     seconds: float = 30.0
-    rate: float | None = None  # None: half of (c)'s measured throughput
+    max_rate: float | None = None  # the loads' 100%; None: (c)'s measured throughput
+    one_entity_config: Path | None = ONE_ENTITY_CONFIG  # None: no (c1), (a1)
+    eo_checkpoint_ms: int = 1_000
     broker_port: int = 9092
     rest_port: int = 8081
     bundle_time_ms: int | None = None  # None: the config's [job] bundle_time
     python_workers: int = 2  # (c)'s Python processes: the TaskManager's two slots
 
 
+@dataclass(frozen=True)
+class LatencyPoint:
+    load: float
+    offered_eps: float
+    delivery: str
+    checkpoint_interval_ms: int | None
+    n: int
+    missing: int
+    p50_ms: float  # from the live reader's polls
+    p99_ms: float
+    max_ms: float
+    append_p50_ms: float  # from the scores' append times
+    append_p99_ms: float
+    cpu_cores: float
+    rss_mb: float
+
+
 @dataclass
 class JobFigures:
     job: str
     label: str
+    config: str
+    part: str
+    python_stages: int | None = None  # None: not a Flink job, or `rtml plan` failed
+    events: int = 0  # preloaded for the throughput run
     throughput_eps: float = math.nan
     cpu_cores_at_max: float = math.nan
     rss_mb_at_max: float = math.nan
-    latency: dict[str, dict] = field(default_factory=dict)  # delivery -> Latency fields
-    cpu_cores_at_load: float = math.nan
+    curve: list[dict] = field(default_factory=list)  # LatencyPoint fields, by load
+    cpu_cores_at_load: float = math.nan  # at 50%, at-least-once
     rss_mb_at_load: float = math.nan
     state_bytes_per_key: float = math.nan
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What every run needs: the options, the services and the two configs."""
+
+    o: BenchOptions
+    cluster: Cluster
+    target: JobTarget
+    configs: dict[bool, tuple[Path, JobConfig]]  # one_entity -> (file, config)
+    stamp: str
+
+    def cfg(self, spec: JobSpec, prefix: str) -> JobConfig:
+        return self.configs[spec.one_entity][1].with_topic_prefix(prefix)
+
+    def job(
+        self,
+        spec: JobSpec,
+        cfg: JobConfig,
+        prefix: str,
+        delivery: str | None = None,
+        checkpoint_ms: int | None = None,
+    ) -> Job:
+        path = self.configs[spec.one_entity][0]
+        if spec.part == "peer":
+            return PeerJob(cfg, path, prefix)
+        t = replace(
+            self.target,
+            config_path=path,
+            topic_prefix=prefix,
+            part=spec.part,
+            delivery=delivery,
+            checkpoint_interval_ms=checkpoint_ms,
+            python_workers=self.o.python_workers if spec.pipeline else None,
+        )
+        return FlinkJob(cfg, t, self.cluster)
+
+
 def run_bench(o: BenchOptions) -> dict:
+    s = _setup(o)
+    specs = [j for j in JOBS if not j.one_entity or True in s.configs]
+    figs = {
+        j.key: JobFigures(j.key, j.label, s.configs[j.one_entity][0].name, j.part) for j in specs
+    }
+    _stage_counts(s, specs, figs)
+    sc = generate(_scenario(o.events, seed=11))
+    raw = list(sc.raw_events())
+    for spec in specs:
+        _throughput(s, spec, figs[spec.key], raw[: o.naive_events if spec.key == "naive" else None])
+    max_rate = o.max_rate or figs["scoring"].throughput_eps
+    if not max_rate > 0:  # also NaN
+        raise JobError(
+            "the pipeline's throughput run produced no rate to pace the latency runs by",
+            hint="read the job's log under .rtml/logs, or pass --max-rate",
+        )
+    for load, steps in groupby(latency_plan(o.eo_checkpoint_ms), key=lambda st: st.load):
+        _latency_at(s, [st for st in steps if st.job in figs], figs, load, load * max_rate)
+    result = _result(s, figs, max_rate)
+    o.out.mkdir(parents=True, exist_ok=True)
+    (o.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_plot(result, o.out / "bench.png")
+    print_table(result)
+    say(f"\nfigures: {o.out / 'bench.json'}, plot: {o.out / 'bench.png'}")
+    return result
+
+
+def _setup(o: BenchOptions) -> Setup:
     services.setup()
     broker = Broker(port=o.broker_port)
     step("starting the Kafka broker (KRaft, 127.0.0.1)")
@@ -94,101 +238,120 @@ def run_bench(o: BenchOptions) -> dict:
     if not cluster.running():
         step("starting the local Flink cluster (1 TaskManager, 2 slots)")
         say("    " + cluster.start(taskmanagers=1))
-    base = load_config(o.config).with_bootstrap(broker.bootstrap)
-    ensure_model(base, False, 12_000, 12_000 / EVENTS_PER_DAY, 0.25)
-    stamp = time.strftime("%Y%m%d%H%M%S")
+    configs = {False: (o.config, load_config(o.config).with_bootstrap(broker.bootstrap))}
+    if o.one_entity_config is not None and o.one_entity_config.is_file():
+        one = load_config(o.one_entity_config).with_bootstrap(broker.bootstrap)
+        configs[True] = (o.one_entity_config, one)
+    elif o.one_entity_config is not None:
+        say(f"    no {o.one_entity_config}: the one-entity runs (c1, a1) are left out")
+    for _, cfg in configs.values():
+        ensure_model(cfg, False, 12_000, 12_000 / EVENTS_PER_DAY, 0.25)
     target = JobTarget(o.config, bootstrap=broker.bootstrap, bundle_time_ms=o.bundle_time_ms)
-    # (a) and (b) are one Python stage each: one worker. (c) has four Python stages; split
-    # over two workers it keeps both cores busy (flink_jobs.graph.SCORING_SLOTS)
-    workers = {"floor": None, "naive": None, "scoring": o.python_workers}
-    figs = {k: JobFigures(k, label) for k, label in JOBS.items()}
+    return Setup(o, cluster, target, configs, time.strftime("%Y%m%d%H%M%S"))
 
-    sc = generate(_scenario(o.events, seed=11))
-    raw, labels = list(sc.raw_events()), [json.dumps(lab) for lab in sc.labels]
-    for kind in JOBS:
-        prefix = f"bench-{stamp}-{kind}-max."
-        cfg = base.with_topic_prefix(prefix)
-        step(f"throughput of {JOBS[kind]}: {len(raw)} events preloaded")
-        ensure_topics(cfg)
-        produce(cfg, cfg.kafka.topics.events, raw)
-        produce(cfg, cfg.kafka.topics.labels, labels)
-        sampler = ProcessSampler(cluster.taskmanager_processes).start()
-        submit(
-            cfg,
-            replace(
-                target,
-                topic_prefix=prefix,
-                bounded=True,
-                part=kind,
-                python_workers=workers[kind],
-            ),
-            cluster.address,
-            detached=False,
-        )
-        sampler.stop()
-        out = append_times(cfg, cfg.kafka.topics.scores, cfg.schema.event_id)
-        f = figs[kind]
-        f.throughput_eps = throughput(out.values())
-        f.cpu_cores_at_max, f.rss_mb_at_max = sampler.cpu_cores, sampler.peak_rss / 2**20
-        say(f"    {len(out)} outputs, {f.throughput_eps:,.0f} events/s")
 
-    rate = o.rate or 0.5 * figs["scoring"].throughput_eps
-    n = max(50, int(rate * o.seconds))
-    paced = generate(_scenario(n, seed=12))
-    paced_raw = list(paced.raw_events())
-    keys = {e.name: len({ev[e.key] for ev in paced.events}) for e in base.schema.entities}
-    valid_ids = {ev[base.schema.event_id] for ev in paced.events}
-    for kind, delivery in (
-        ("floor", "at-least-once"),
-        ("naive", "at-least-once"),
-        ("scoring", "at-least-once"),
-        ("scoring", "exactly-once"),
-    ):
-        prefix = f"bench-{stamp}-{kind}-{delivery}."
-        cfg = base.with_topic_prefix(prefix)
-        step(f"latency of {JOBS[kind]} ({delivery}) at {rate:,.0f} events/s for {o.seconds:g}s")
-        lat, sampler, state = _latency_run(
-            cfg,
-            replace(
-                target,
-                topic_prefix=prefix,
-                part=kind,
-                delivery=delivery,
-                python_workers=workers[kind],
-            ),
-            cluster,
-            paced_raw,
-            valid_ids,
-            rate,
+def _stage_counts(s: Setup, specs: list[JobSpec], figs: dict[str, JobFigures]) -> None:
+    step("Python stages of each Flink job (`rtml plan --json`)")
+    for spec in specs:
+        if spec.part == "peer":
+            continue
+        n = python_stages(s.configs[spec.one_entity][0], spec.part)
+        figs[spec.key].python_stages = n
+        say(f"    {spec.label}: {'unknown (rtml plan failed)' if n is None else n}")
+
+
+def _throughput(s: Setup, spec: JobSpec, f: JobFigures, records: list[str]) -> None:
+    prefix = f"bench-{s.stamp}-{spec.key}-max."
+    cfg = s.cfg(spec, prefix)
+    step(f"throughput of {spec.label}: {len(records)} events preloaded")
+    ensure_topics(cfg)
+    produce(cfg, cfg.kafka.topics.events, records)
+    sampler = bounded_run(s.job(spec, cfg, prefix))
+    out = append_times(cfg, cfg.kafka.topics.scores, cfg.schema.event_id)
+    f.events = len(records)
+    f.throughput_eps = throughput(out.values())
+    f.cpu_cores_at_max, f.rss_mb_at_max = sampler.cpu_cores, sampler.peak_rss / 2**20
+    say(f"    {len(out)} outputs, {f.throughput_eps:,.0f} events/s")
+
+
+@dataclass(frozen=True)
+class PacedInput:
+    records: list[str]
+    valid: set[str]
+    measured: set[str]  # valid, after the warm-up
+    keys: dict[str, int]  # entity name -> distinct keys
+
+
+def paced_input(events: int, id_field: str, entities, seed: int = 12) -> PacedInput:
+    sc = generate(_scenario(events, seed=seed))
+    records = list(sc.raw_events())
+    valid = {ev[id_field] for ev in sc.events}
+    warm = {event_id_of(r, id_field) for r in records[: int(len(records) * WARMUP_FRACTION)]}
+    keys = {e.name: len({ev[e.key] for ev in sc.events}) for e in entities}
+    return PacedInput(records, valid, valid - warm, keys)
+
+
+def keys_held(spec: JobSpec, cfg: JobConfig, keys: dict[str, int]) -> int:
+    """The keys a job keeps state for: the floor keys by the first entity only."""
+    if spec.part == "floor":
+        return keys[cfg.schema.entities[0].name]
+    return sum(keys[e.name] for e in cfg.schema.entities if e.name in cfg.features.entities)
+
+
+def _latency_at(
+    s: Setup, steps: list[LoadStep], figs: dict[str, JobFigures], load: float, rate: float
+) -> None:
+    base = s.configs[False][1]
+    n = max(50, int(rate * s.o.seconds))
+    inp = paced_input(n, base.schema.event_id, base.schema.entities)
+    for st in steps:
+        spec = SPECS[st.job]
+        prefix = f"bench-{s.stamp}-{spec.key}-{st.delivery}-{round(load * 100)}."
+        cfg = s.cfg(spec, prefix)
+        job = s.job(spec, cfg, prefix, st.delivery, st.checkpoint_interval_ms)
+        cp = st.checkpoint_interval_ms
+        every = f", checkpoints every {cp} ms" if cp else ""
+        step(
+            f"latency of {spec.label} ({st.delivery}{every}) at {load:.0%} load: "
+            f"{rate:,.0f} events/s for {s.o.seconds:g}s"
         )
-        f = figs[kind]
-        f.latency[delivery] = asdict(lat)
+        if spec.part != "peer":
+            cp = cp or cfg.job.checkpoint_interval_ms
+        expected = len(inp.records) if spec.part == "floor" else len(inp.valid)
+        want_state = load == HALF and st.delivery == ALO
+        r = paced_run(job, cfg, inp.records, inp.measured, expected, rate, want_state)
+        f = figs[spec.key]
+        f.curve.append(asdict(latency_point(r, load, rate, st.delivery, cp)))
         say(
-            f"    p50 {lat.p50_ms:,.0f} ms, p99 {lat.p99_ms:,.0f} ms ({lat.n} events, {lat.missing} missing)"
+            f"    p50 {r.polled.p50_ms:,.0f} ms, p99 {r.polled.p99_ms:,.0f} ms as polled "
+            f"(append times: p99 {r.appended.p99_ms:,.0f} ms; {r.polled.n} events, "
+            f"{r.polled.missing} missing)"
         )
-        if delivery == "at-least-once":
-            f.cpu_cores_at_load, f.rss_mb_at_load = sampler.cpu_cores, sampler.peak_rss / 2**20
-            n_keys = keys[base.schema.entities[0].name] if kind == "floor" else sum(keys.values())
-            f.state_bytes_per_key = state_bytes_per_key(state, KEYED_VERTICES[kind], n_keys)
+        if want_state:
+            f.cpu_cores_at_load, f.rss_mb_at_load = r.cpu_cores, r.rss_mb
+            f.state_bytes_per_key = state_bytes_per_key(
+                r.state, spec.keyed, keys_held(spec, cfg, inp.keys)
+            )
 
-    result = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "events_preloaded": len(raw),
-        "offered_rate_eps": rate,
-        "paced_events": len(paced_raw),
-        "checkpoint_interval_ms": base.job.checkpoint_interval_ms,
-        "bundle_time_ms": o.bundle_time_ms or base.job.bundle_time_ms,
-        "pipeline_python_workers": o.python_workers,
-        "jobs": {k: asdict(v) for k, v in figs.items()},
-    }
-    result["ratios"] = ratios(result["jobs"])
-    result["targets"] = targets(result)
-    o.out.mkdir(parents=True, exist_ok=True)
-    (o.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_plot(result, o.out / "bench.png")
-    print_table(result)
-    say(f"\nfigures: {o.out / 'bench.json'}, plot: {o.out / 'bench.png'}")
-    return result
+
+def latency_point(
+    r: LoadRun, load: float, rate: float, delivery: str, checkpoint_ms: int | None
+) -> LatencyPoint:
+    return LatencyPoint(
+        load=load,
+        offered_eps=rate,
+        delivery=delivery,
+        checkpoint_interval_ms=checkpoint_ms,
+        n=r.polled.n,
+        missing=r.polled.missing,
+        p50_ms=r.polled.p50_ms,
+        p99_ms=r.polled.p99_ms,
+        max_ms=r.polled.max_ms,
+        append_p50_ms=r.appended.p50_ms,
+        append_p99_ms=r.appended.p99_ms,
+        cpu_cores=r.cpu_cores,
+        rss_mb=r.rss_mb,
+    )
 
 
 def _scenario(events: int, seed: int):
@@ -203,85 +366,96 @@ def _scenario(events: int, seed: int):
     )
 
 
-def _latency_run(
-    cfg: JobConfig,
-    target: JobTarget,
-    cluster: Cluster,
-    records: list[str],
-    valid_ids: set[str],
-    rate: float,
-) -> tuple[Latency, ProcessSampler, dict[str, int]]:
-    """One unbounded run at a fixed offered load; latency over the valid events after the
-    warm-up (the floor forwards malformed records too, the others dead-letter them)."""
-    rest = FlinkRest(cluster.address)
-    ensure_topics(cfg)
-    t = cfg.kafka.topics
-    expected = len(records) if target.part == "floor" else len(valid_ids)
-    job_id = submit(cfg, target, cluster.address, detached=True)
+def git_rev() -> str | None:
     try:
-        rest.wait_for_state(job_id, {"RUNNING"}, 120)
-        time.sleep(10)  # the Python workers start and the source is assigned its partitions
-        sampler = ProcessSampler(cluster.taskmanager_processes).start()
-        produce_paced(cfg, t.events, records, rate)
-        # a job that cannot keep up is given a while, then measured as it is
-        deadline = time.monotonic() + max(60.0, len(records) / rate)
-        while end_offsets(cfg, [t.scores])[t.scores] < expected and time.monotonic() < deadline:
-            time.sleep(1)
-        sampler.stop()
-        state = _state_after(rest, job_id, time.time() * 1000)
-        ins = append_times(cfg, t.events, cfg.schema.event_id)
-        outs = append_times(cfg, t.scores, cfg.schema.event_id)
-    finally:
-        rest.cancel(job_id)
-        rest.wait_for_state(job_id, {"CANCELED", "FAILED", "FINISHED"}, 60)
-    warmup = {
-        event_id_of(r, cfg.schema.event_id) for r in records[: int(len(records) * WARMUP_FRACTION)]
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=paths.REPO_ROOT,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def _result(s: Setup, figs: dict[str, JobFigures], max_rate: float) -> dict:
+    o, base = s.o, s.configs[False][1]
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_rev": git_rev(),
+        "events_preloaded": o.events,
+        "naive_events_preloaded": o.naive_events,
+        "max_rate_eps": max_rate,
+        "max_rate_from": "--max-rate" if o.max_rate else "(c)'s throughput",
+        "loads": list(LOADS),
+        "seconds_per_load": o.seconds,
+        "warmup_fraction": WARMUP_FRACTION,
+        "latency_measure": "first poll of the score by a live read_committed consumer minus "
+        "the event's broker append time",
+        "checkpoint_interval_ms": base.job.checkpoint_interval_ms,
+        "eo_checkpoint_interval_ms": o.eo_checkpoint_ms,
+        "bundle_time_ms": o.bundle_time_ms or base.job.bundle_time_ms,
+        "pipeline_python_workers": o.python_workers,
+        "jobs": {k: asdict(v) for k, v in figs.items()},
     }
-    measured = {e: ts for e, ts in ins.items() if e in valid_ids and e not in warmup}
-    return latency(measured, outs), sampler, state
+    result["ratios"] = ratios(result["jobs"])
+    result["targets"] = targets(result)
+    return result
 
 
-def _state_after(rest: FlinkRest, job_id: str, after_ms: float) -> dict[str, int]:
-    """State by vertex in the first checkpoint triggered after ``after_ms``; an overloaded job
-    may complete none in time (its barriers wait behind the backlog): then the latest one,
-    or nothing."""
-    deadline = time.monotonic() + 60
-    cp = None
-    while time.monotonic() < deadline:
-        cp = rest.latest_checkpoint(job_id)
-        if cp and cp.get("trigger_timestamp", 0) > after_ms:
-            break
-        time.sleep(1)
-    if not cp:
-        say(f"    no checkpoint of job {job_id} completed: state per key not measured")
-        return {}
-    return rest.checkpoint_state_by_vertex(job_id, cp["id"])
+def p99_at(jobs: dict, key: str, load: float = HALF, delivery: str = ALO) -> float:
+    p = point(jobs.get(key), load, delivery)
+    return math.nan if p is None else p["p99_ms"]
+
+
+def _over(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(b) else math.nan
 
 
 def ratios(jobs: dict) -> dict[str, float]:
-    a, b, c = (jobs[k]["throughput_eps"] for k in ("floor", "naive", "scoring"))
-    return {"c_over_a": c / a, "c_over_b": c / b}
+    eps = {k: jobs[k]["throughput_eps"] if k in jobs else math.nan for k in SPECS}
+    return {
+        "c_over_a": _over(eps["scoring"], eps["floor"]),
+        "c_over_b": _over(eps["scoring"], eps["naive"]),
+        "c_over_d": _over(eps["scoring"], eps["peer"]),
+        "c1_over_a": _over(eps["scoring-one-entity"], eps["floor"]),
+        "c1_over_a1": _over(eps["scoring-one-entity"], eps["floor-one-entity"]),
+    }
 
 
 def targets(result: dict) -> dict[str, dict]:
-    """The issue's targets for (c), each with the measured value and whether it is met."""
+    """The issue's targets, each with the measured value, its limit and whether it is met.
+
+    Latency: 50 ms at half load at-least-once, or else 3 x the floor's own p99 in the same
+    run (both rows); exactly-once adds the checkpoint interval to either."""
     jobs, r = result["jobs"], result["ratios"]
-    lat = jobs["scoring"]["latency"]
-    eo_limit = result["checkpoint_interval_ms"] + 50
-    rows = {
-        "throughput >= 0.7 x floor": (r["c_over_a"], r["c_over_a"] >= 0.7),
-        "throughput >= 3 x naive": (r["c_over_b"], r["c_over_b"] >= 3),
-        "p99 <= 50 ms at half load (at-least-once)": (
-            lat["at-least-once"]["p99_ms"],
-            lat["at-least-once"]["p99_ms"] <= 50,
+    floor99 = p99_at(jobs, "floor")
+    eo = point(jobs.get("scoring"), HALF, EO)
+    cp = (eo or {}).get("checkpoint_interval_ms") or result["eo_checkpoint_interval_ms"]
+    eo99 = math.nan if eo is None else eo["p99_ms"]
+    c99, one99 = p99_at(jobs, "scoring"), p99_at(jobs, "scoring-one-entity")
+    state = jobs.get("scoring", {}).get("state_bytes_per_key", math.nan)
+    rows = (  # name, measured, limit, whether the measure must be at least the limit
+        ("throughput >= 0.5 x floor", r["c_over_a"], 0.5, True),
+        ("throughput >= 0.7 x floor (aim)", r["c_over_a"], 0.7, True),
+        ("throughput >= 3 x naive", r["c_over_b"], 3.0, True),
+        ("p99 at half load, at-least-once <= 50 ms", c99, 50.0, False),
+        ("p99 at half load, at-least-once <= 3 x floor's p99", c99, 3 * floor99, False),
+        (f"p99 at half load, exactly-once <= {cp} + 50 ms", eo99, cp + 50.0, False),
+        (
+            f"p99 at half load, exactly-once <= {cp} + 3 x floor's p99",
+            eo99,
+            cp + 3 * floor99,
+            False,
         ),
-        f"p99 <= {eo_limit} ms at half load (exactly-once)": (
-            lat["exactly-once"]["p99_ms"],
-            lat["exactly-once"]["p99_ms"] <= eo_limit,
-        ),
-        "state <= 2 KB per key": (
-            jobs["scoring"]["state_bytes_per_key"],
-            jobs["scoring"]["state_bytes_per_key"] <= 2048,
-        ),
+        ("state <= 2 KB per key", state, 2048.0, False),
+        ("one entity: throughput >= 0.5 x floor", r["c1_over_a"], 0.5, True),
+        ("one entity: p99 at half load <= 50 ms", one99, 50.0, False),
+        ("one entity: p99 at half load <= 3 x floor's p99", one99, 3 * floor99, False),
+    )
+    return {
+        name: {"measured": v, "limit": lim, "met": bool(v >= lim if at_least else v <= lim)}
+        for name, v, lim, at_least in rows
     }
-    return {k: {"measured": v, "met": bool(ok)} for k, (v, ok) in rows.items()}

@@ -22,6 +22,7 @@ from rtml.kafka_client import end_offsets, ensure_topics
 MONITORING_NICE = 10
 METRICS_RETRIES = 6
 METRICS_RETRY_S = 2.5
+CONSUMER_LAG = ".pendingRecords"  # a source's records not yet read (FLIP-33)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class JobTarget:
     delivery: str | None = None  # None: the config's [job] delivery
     bundle_time_ms: int | None = None  # None: the config's [job] bundle_time
     python_workers: int | None = None  # None: the config's [job] python_workers
+    checkpoint_interval_ms: int | None = None  # None: the config's [job] checkpoint_interval
 
     def args(self) -> list[str]:
         a = [
@@ -73,6 +75,7 @@ _OPTIONAL_ARGS = (
     "delivery",
     "bundle_time_ms",
     "python_workers",
+    "checkpoint_interval_ms",
 )
 
 
@@ -257,6 +260,9 @@ def jobs_metrics(jobmanager: str, job_id: str) -> dict[str, dict[str, float]]:
         metrics = rest.operator_metrics(job_id, prefix=".rtml.")
     if not metrics:
         say(f"no rtml metrics reported for job {job_id} yet (they appear after the first bundle)")
+    # the Kafka sources' consumer lag (records behind the partitions' ends), Flink's own metric
+    for vertex, values in rest.operator_metrics(job_id, prefix=CONSUMER_LAG).items():
+        metrics.setdefault(vertex, {}).update(values)
     for vertex, values in metrics.items():
         say(vertex)
         for name, v in sorted(values.items()):
