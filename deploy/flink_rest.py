@@ -18,8 +18,9 @@ from rtml.errors import JobError, ServiceError
 
 
 def _is_gauge(metric_id: str) -> bool:
-    """rtml's gauges (latency percentiles, model version); everything else adds up."""
-    return metric_id.endswith(("_us", "model_version"))
+    """rtml's gauges (latency percentiles, model versions); everything else adds up (the
+    sources' ``pendingRecords``, the consumer lag, adds up over the subtasks' partitions)."""
+    return metric_id.endswith(("_us", "_ms", "model_version", "shadow_version"))
 
 
 @dataclass(frozen=True)

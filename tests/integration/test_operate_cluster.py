@@ -265,7 +265,10 @@ def test_metrics_reach_the_rest_api_and_prometheus(cfg, broker, model, cluster):
     def counted() -> dict | None:
         # each vertex's metrics reach the REST API on their own schedule: wait for all three
         m = jobs_metrics(cluster.address, job_id)
-        flat = {k.split(".rtml.")[1]: v for vals in m.values() for k, v in vals.items()}
+        flat = {
+            k.split(".rtml.")[1]: v for vals in m.values() for k, v in vals.items() if ".rtml." in k
+        }
+        flat["lag"] = [v for vals in m.values() for k, v in vals.items() if "pendingRecords" in k]
         return flat if all(flat.get(k, 0) >= n for k, n in expected.items()) else None
 
     try:
@@ -281,10 +284,15 @@ def test_metrics_reach_the_rest_api_and_prometheus(cfg, broker, model, cluster):
             <= flat["score_latency_p99_us"]
             <= flat["score_latency_max_us"]
         )
+        # end-to-end latency (Kafka append time of the event to the score's emit, ms)
+        assert 0 <= flat["e2e_latency_p50_ms"] <= flat["e2e_latency_p99_ms"]
+        assert flat["e2e_latency_p99_ms"] <= flat["e2e_latency_max_ms"] < 600_000
+        assert flat["lag"] and min(flat["lag"]) >= 0  # the sources' consumer lag, reported
         prom = wait_for(lambda: _prometheus_lines(range(19249, 19260)), 60, "Prometheus metrics")
         assert any(
             re.match(r"flink_taskmanager_job_task_operator_rtml_scored\{", ln) for ln in prom
         )
         assert any("rtml_score_latency_p99_us" in ln for ln in prom)
+        assert any("rtml_e2e_latency_p99_ms" in ln for ln in prom)
     finally:
         FlinkRest(cluster.address).cancel(job_id)
