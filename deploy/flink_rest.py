@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -148,7 +149,9 @@ class FlinkRest:
                 names = [m["id"] for m in self.get(base) if prefix in m["id"]]
                 if not names:
                     continue
-                for m in self.get(f"{base}?get={','.join(names)}"):
+                # metric names hold the operator's name ('+', '(', spaces): quote each one
+                query = ",".join(urllib.parse.quote(n, safe="") for n in names)
+                for m in self.get(f"{base}?get={query}"):
                     value = float(m.get("value", 0.0))
                     if _is_gauge(m["id"]):
                         merged[m["id"]] = max(merged.get(m["id"], value), value)
