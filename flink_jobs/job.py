@@ -25,6 +25,7 @@ JOB_OVERRIDES = (
     "delivery",
     "feature_order",
     "python_workers",
+    "execution_mode",
     "checkpoint_interval_ms",
 )
 
@@ -82,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="override [job] checkpoint_interval (exactly-once output is visible at checkpoints)",
+    )
+    p.add_argument(
+        "--execution-mode",
+        choices=["process", "thread"],
+        default=None,
+        help="override [job] execution_mode",
     )
     p.add_argument(
         "--delivery",

@@ -9,6 +9,7 @@ Python peer, on the local broker and cluster, in one run, over the same input:
               (``rtml.bench.peer``, at-least-once), what a user might write instead of Flink
   (c1) rtml on the one-entity config (``deploy/configs/cards-one-entity.toml``), and
   (a1) the floor on it (throughput only)
+  (c-t) rtml in thread mode (PyFlink's embedded interpreter: no bundles over gRPC), last
 
 1. Throughput: each job runs bounded over the same preloaded backlog ((b) over its first
    part: it is quadratic in each key's history); events/s is the scores' count over the span
@@ -65,6 +66,7 @@ class JobSpec:
     keyed: tuple[str, ...]  # the state (vertex names) that is held per key
     one_entity: bool = False  # runs on the one-entity config
     pipeline: bool = False  # the product's pipeline: runs with the bench's --python-workers
+    execution_mode: str | None = None  # None: the config's (process)
 
 
 # (c) is the scoring job with its side outputs (dead letters, late events): the deployment the
@@ -90,6 +92,15 @@ JOBS = (
         ("empty keyed function",),
         one_entity=True,
     ),
+    # last: thread mode once stalled a TaskManager (README "Latency"); nothing runs after it
+    JobSpec(
+        "scoring-thread",
+        "c-t. rtml, thread mode",
+        "scoring",
+        ("features by",),
+        pipeline=True,
+        execution_mode="thread",
+    ),
 )
 SPECS = {s.key: s for s in JOBS}
 
@@ -112,7 +123,8 @@ def latency_plan(eo_checkpoint_ms: int) -> list[LoadStep]:
         LoadStep("scoring", HALF, EO, eo_checkpoint_ms),
         LoadStep("scoring-one-entity", HALF),
     ]
-    return sorted(steps, key=lambda s: s.load)
+    # thread mode runs last of all (a group of its own: groupby keeps it apart)
+    return sorted(steps, key=lambda s: s.load) + [LoadStep("scoring-thread", HALF)]
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,7 @@ class Setup:
             delivery=delivery,
             checkpoint_interval_ms=checkpoint_ms,
             python_workers=self.o.python_workers if spec.pipeline else None,
+            execution_mode=spec.execution_mode,
         )
         return FlinkJob(cfg, t, self.cluster)
 

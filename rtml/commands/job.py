@@ -42,6 +42,7 @@ class JobTarget:
     delivery: str | None = None  # None: the config's [job] delivery
     bundle_time_ms: int | None = None  # None: the config's [job] bundle_time
     python_workers: int | None = None  # None: the config's [job] python_workers
+    execution_mode: str | None = None  # None: the config's [job] execution_mode
     checkpoint_interval_ms: int | None = None  # None: the config's [job] checkpoint_interval
 
     def args(self) -> list[str]:
@@ -75,6 +76,7 @@ _OPTIONAL_ARGS = (
     "delivery",
     "bundle_time_ms",
     "python_workers",
+    "execution_mode",
     "checkpoint_interval_ms",
 )
 
