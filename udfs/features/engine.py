@@ -27,7 +27,7 @@ from typing import Any
 
 from rtml.errors import StateVersionError
 from udfs.features.spec import MOMENT_AGGREGATIONS, FeatureSet
-from udfs.features.tiles import RecentValues, TileRing
+from udfs.features.tiles import Moments, RecentValues, TileRing
 
 STATE_VERSION = 1
 COUNT_FIELD = ""  # the ring that only counts events
@@ -74,11 +74,14 @@ class EntityFeatures:
     def features(self, ts_ms: int, record: Mapping[str, Any]) -> dict[str, float]:
         """The key's features for an event at ``ts_ms``, from history before that event."""
         out: dict[str, float] = {}
+        moments: dict[tuple, Moments] = {}  # one sum over a ring's tiles per event
         for s in self.fs.specs:
             agg = s.agg
             if agg in MOMENT_AGGREGATIONS:
-                fld = COUNT_FIELD if agg == "count" else s.field
-                m = self.rings[(fld, s.window_ms)].moments(ts_ms)  # type: ignore[index]
+                ring = (COUNT_FIELD if agg == "count" else s.field, s.window_ms)
+                m = moments.get(ring)
+                if m is None:
+                    m = moments[ring] = self.rings[ring].moments(ts_ms)  # type: ignore[index]
                 if agg == "count":
                     v = m.count
                 elif agg == "sum":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # aggregation -> (needs a field, needs a window)
 AGGREGATIONS: dict[str, tuple[bool, bool]] = {
@@ -44,7 +45,7 @@ class FeatureSpec:
     field: str | None = None  # input field; None for count / time_since_last
     window_ms: int | None = None  # None for lifetime aggregations (last, time_since_last)
 
-    @property
+    @cached_property  # read for every feature of every event: built once per spec
     def name(self) -> str:
         parts = [self.entity]
         if self.field is not None and AGGREGATIONS[self.agg][0]:
