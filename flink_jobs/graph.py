@@ -277,7 +277,9 @@ def build(
     if opts.part in ("all", "scoring"):
         scored = _scoring(env, cfg, opts)
     if opts.part in ("all", "monitoring") and cfg.monitoring.enabled:
-        if scored is not None:  # the monitors' windows need event time and watermarks
+        if scored is not None and not _ordered(cfg):
+            # arrival order has no watermarks on the scoring path; the monitors' windows need
+            # them (event-time order's come through the feature stages, after their events)
             scored = (
                 scored.assign_timestamps_and_watermarks(
                     _watermarks(cfg, cfg.schema.event_time, opts.bounded)
@@ -286,7 +288,7 @@ def build(
                 .name("scored event time")
                 .slot_sharing_group(MONITORING_SLOTS)
             )
-        else:
+        elif scored is None:
             cfg = replace(
                 cfg, kafka=replace(cfg.kafka, group_id=cfg.kafka.group_id + "-monitoring")
             )
