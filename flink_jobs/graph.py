@@ -304,7 +304,15 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
         stream, dead = parse_events(raw, cfg, opts.bounded)
         _to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
         return score_to_topic(env, stream, cfg, opts)
-    keyed, last = keyed_by_last_entity(events_for_features(raw, cfg, opts.bounded), cfg)
+    events = events_for_features(raw, cfg, opts.bounded)
+    if _ordered(cfg):
+        # event-time order waits for watermarks anyway (max_out_of_orderness): its last
+        # feature stage and the scoring stay two operators, as before the fusion
+        enriched, late, dead = add_features(events, cfg)
+        _to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
+        _to_topic(cfg, late, t.late, "late-events", opts.part)
+        return score_to_topic(env, enriched, cfg, opts)
+    keyed, last = keyed_by_last_entity(events, cfg)
     stage = feature_stage(cfg, last, len(_feature_entities(cfg)) == 1)
     scored = (
         keyed.connect(_model_switches(env, cfg, opts.bounded))

@@ -37,6 +37,7 @@ from rtml.kafka_client import ensure_topics
 WORKER_START_S = 10  # after RUNNING: the Python workers start, the source gets its partitions
 PEER_READY_S = 120
 CHECKPOINT_WAIT_S = 60
+BOUNDED_TIMEOUT_S = 900  # a bounded run of the bench's backlog takes a minute or two
 
 
 class FlinkJob:
@@ -54,8 +55,17 @@ class FlinkJob:
     def processes(self) -> list:
         return self.cluster.taskmanager_processes()
 
-    def run_bounded(self) -> None:
-        submit(self.cfg, replace(self.target, bounded=True), self.cluster.address, detached=False)
+    def run_bounded(self, timeout_s: float = BOUNDED_TIMEOUT_S) -> None:
+        """Submit bounded and wait for the end; a job that has not finished by ``timeout_s``
+        (a stall) is cancelled and reported."""
+        job_id = submit(self.cfg, replace(self.target, bounded=True), self.cluster.address)
+        try:
+            state = self.rest.wait_for_state(job_id, {"FINISHED", "FAILED", "CANCELED"}, timeout_s)
+        except JobError:
+            self.rest.cancel(job_id)
+            raise
+        if state != "FINISHED":
+            raise JobError(f"bounded job {job_id} ended {state}", hint="read the TaskManager logs")
 
     def start(self) -> None:
         self.job_id = submit(self.cfg, self.target, self.cluster.address, detached=True)

@@ -175,6 +175,7 @@ class JobFigures:
     cpu_cores_at_load: float = math.nan  # at 50%, at-least-once
     rss_mb_at_load: float = math.nan
     state_bytes_per_key: float = math.nan
+    failures: list[str] = field(default_factory=list)  # thread mode: runs that failed
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,12 @@ def run_bench(o: BenchOptions) -> dict:
     sc = generate(_scenario(o.events, seed=11))
     raw = list(sc.raw_events())
     for spec in specs:
-        _throughput(s, spec, figs[spec.key], raw[: o.naive_events if spec.key == "naive" else None])
+        records = raw[: o.naive_events if spec.key == "naive" else None]
+        _tolerant(
+            spec,
+            figs[spec.key],
+            lambda spec=spec, r=records: _throughput(s, spec, figs[spec.key], r),
+        )
     max_rate = o.max_rate or figs["scoring"].throughput_eps
     if not max_rate > 0:  # also NaN
         raise JobError(
@@ -271,6 +277,18 @@ def _stage_counts(s: Setup, specs: list[JobSpec], figs: dict[str, JobFigures]) -
         n = python_stages(s.configs[spec.one_entity][0], spec.part)
         figs[spec.key].python_stages = n
         say(f"    {spec.label}: {'unknown (rtml plan failed)' if n is None else n}")
+
+
+def _tolerant(spec: JobSpec, f: JobFigures, run):
+    """``run()``; in thread mode (once seen to stall) a failure is recorded, not fatal."""
+    if spec.execution_mode != "thread":
+        return run()
+    try:
+        return run()
+    except JobError as e:
+        f.failures.append(str(e))
+        say(f"    {spec.label} failed: {e}")
+        return None
 
 
 def _throughput(s: Setup, spec: JobSpec, f: JobFigures, records: list[str]) -> None:
@@ -332,8 +350,16 @@ def _latency_at(
             cp = cp or cfg.job.checkpoint_interval_ms
         expected = len(inp.records) if spec.part == "floor" else len(inp.valid)
         want_state = load == HALF and st.delivery == ALO
-        r = paced_run(job, cfg, inp.records, inp.measured, expected, rate, want_state)
         f = figs[spec.key]
+        r = _tolerant(
+            spec,
+            f,
+            lambda job=job, cfg=cfg, expected=expected, want_state=want_state: paced_run(
+                job, cfg, inp.records, inp.measured, expected, rate, want_state
+            ),
+        )
+        if r is None:
+            continue
         f.curve.append(asdict(latency_point(r, load, rate, st.delivery, cp)))
         say(
             f"    p50 {r.polled.p50_ms:,.0f} ms, p99 {r.polled.p99_ms:,.0f} ms as polled "
