@@ -160,18 +160,23 @@ def _prometheus_lines(ports: range) -> list[str]:
     return [ln for ln in lines if ln.startswith("flink_taskmanager_job_task_operator_rtml_")]
 
 
-def _events_in(rest: FlinkRest, job_id: str) -> int:
-    """Raw event records read so far (the labels' parser counts its own records_in)."""
+def _records_in(rest: FlinkRest, job_id: str, topic: str = "events") -> int:
+    """Raw records of one input (``events`` or ``labels``) read so far, from its parser's
+    records_in (the events' parser is fused with the first key selector: its metric's name
+    holds both)."""
     metrics = rest.operator_metrics(job_id, ".rtml.records_in")
-    # the events' parser (fused with the first key selector: the metric's name holds both)
     return int(
         sum(
             v
             for vals in metrics.values()
             for k, v in vals.items()
-            if k.startswith("parse_and_validate_events")
+            if k.startswith(f"parse_and_validate_{topic}")
         )
     )
+
+
+def _events_in(rest: FlinkRest, job_id: str) -> int:
+    return _records_in(rest, job_id, "events")
 
 
 def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_uninterrupted(
@@ -208,6 +213,11 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_unint
     rest.wait_for_state(job_id, {"RUNNING"}, 120)
     wait_for(lambda: _events_in(rest, job_id) >= cut, 240, f"the job to read {cut} events")
     assert _events_in(rest, job_id) == cut
+    wait_for(
+        lambda: _records_in(rest, job_id, "labels") >= n_early_labels,
+        240,
+        f"the job to read {n_early_labels} labels",
+    )
 
     savepoint = jobs_stop(cluster.address, job_id, None)
     assert rest.job(job_id)["state"] == "FINISHED"
@@ -237,6 +247,14 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_unint
         f"the resumed job to read the other {len(raw) - cut} events",
     )
     assert _events_in(rest, resumed) == len(raw) - cut
+    # a drain stops the sources where they are: the labels must all be read too (under load
+    # the labels' reader can trail the events', back-pressured by the fairness operator)
+    late_labels = len(labels) - n_early_labels
+    wait_for(
+        lambda: _records_in(rest, resumed, "labels") >= late_labels,
+        240,
+        f"the resumed job to read the other {late_labels} labels",
+    )
     jobs_stop(cluster.address, resumed, None, drain=True)
     assert rest.job(resumed)["state"] == "FINISHED"
 
