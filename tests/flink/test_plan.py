@@ -7,12 +7,12 @@ holds its records until its bundle ends, so they bound the pipeline's latency.""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
+from deploy.process import child_env
 from rtml import paths
 
 pytestmark = pytest.mark.flink
@@ -52,7 +52,7 @@ def test_plan_json_on_the_command_line(fresh_home):
         [sys.executable, "-m", "rtml.cli", "plan", "--part", "floor", "--json"],
         capture_output=True,
         text=True,
-        env=dict(os.environ),
+        env=child_env(),  # not this process's PyFlink gateway, which earlier tests started
         timeout=180,
     )
     assert r.returncode == 0, r.stderr

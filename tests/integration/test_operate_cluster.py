@@ -237,25 +237,29 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_unint
         detached=True,
         from_savepoint=savepoint,
     )
-    rest.wait_for_state(resumed, {"RUNNING"}, 120)
-    backend = rest.get(f"/jobs/{resumed}/checkpoints/config")["state_backend"]
-    assert "rocksdb" in backend.lower(), backend
-    assert max(v["parallelism"] for v in rest.job(resumed)["vertices"]) == 2
-    wait_for(
-        lambda: _events_in(rest, resumed) >= len(raw) - cut,
-        240,
-        f"the resumed job to read the other {len(raw) - cut} events",
-    )
-    assert _events_in(rest, resumed) == len(raw) - cut
-    # a drain stops the sources where they are: the labels must all be read too (under load
-    # the labels' reader can trail the events', back-pressured by the fairness operator)
-    late_labels = len(labels) - n_early_labels
-    wait_for(
-        lambda: _records_in(rest, resumed, "labels") >= late_labels,
-        240,
-        f"the resumed job to read the other {late_labels} labels",
-    )
-    jobs_stop(cluster.address, resumed, None, drain=True)
+    try:
+        rest.wait_for_state(resumed, {"RUNNING"}, 120)
+        backend = rest.get(f"/jobs/{resumed}/checkpoints/config")["state_backend"]
+        assert "rocksdb" in backend.lower(), backend
+        assert max(v["parallelism"] for v in rest.job(resumed)["vertices"]) == 2
+        wait_for(
+            lambda: _events_in(rest, resumed) >= len(raw) - cut,
+            240,
+            f"the resumed job to read the other {len(raw) - cut} events",
+        )
+        assert _events_in(rest, resumed) == len(raw) - cut
+        # a drain stops the sources where they are: the labels must all be read too (under load
+        # the labels' reader can trail the events', back-pressured by the fairness operator)
+        late_labels = len(labels) - n_early_labels
+        wait_for(
+            lambda: _records_in(rest, resumed, "labels") >= late_labels,
+            600,  # measured: the labels' reader finished minutes after the events' one
+            f"the resumed job to read the other {late_labels} labels",
+        )
+        jobs_stop(cluster.address, resumed, None, drain=True)
+    finally:  # a job left running would hold the slots the next tests need
+        if rest.job(resumed)["state"] == "RUNNING":
+            rest.cancel(resumed)
     assert rest.job(resumed)["state"] == "FINISHED"
 
     got = _results(c)
