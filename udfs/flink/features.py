@@ -119,7 +119,10 @@ class FeatureStage:
         if is_tagged(value):  # a dead letter or late event of an earlier stage: pass it on
             yield value
             return
-        ts = int(value[self.time_field])
+        # arrival order: the field (no timestamp assigner on the path); event-time order: the
+        # record's timestamp, which its watermarks are made of (from the field at the first
+        # stage, the firing timer's after it: issue #20 reworks this order)
+        ts = ctx.timestamp() if self.ordered else int(value[self.time_field])
         if self.ordered and ts > ctx.timer_service().current_watermark():
             self.pending.add(json.dumps([ts, value], separators=(",", ":")))
             ctx.timer_service().register_event_time_timer(ts)
