@@ -110,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     a = parse_args(argv)
     try:
-        cfg = load_config(a.config)
-        if a.bootstrap:
-            cfg = cfg.with_bootstrap(a.bootstrap)
-        if a.topic_prefix:
-            cfg = cfg.with_topic_prefix(a.topic_prefix)
+        cfg = load_config(a.config).with_connection(a.bootstrap, a.topic_prefix)
         overrides = {k: v for k in JOB_OVERRIDES if (v := getattr(a, k))}
         if overrides:
             cfg = replace(cfg, job=replace(cfg.job, **overrides))

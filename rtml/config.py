@@ -190,6 +190,11 @@ class JobConfig:
     def with_bootstrap(self, servers: str) -> JobConfig:
         return replace(self, kafka=replace(self.kafka, bootstrap_servers=servers))
 
+    def with_connection(self, bootstrap: str | None, topic_prefix: str = "") -> JobConfig:
+        """The config as a run's command line overrides it (either may be unset)."""
+        cfg = self.with_bootstrap(bootstrap) if bootstrap else self
+        return cfg.with_topic_prefix(topic_prefix) if topic_prefix else cfg
+
     def with_topic_prefix(self, prefix: str) -> JobConfig:
         t = self.kafka.topics
         topics = Topics(*(prefix + name for name in t.all()))

@@ -296,11 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     t0 = time.monotonic()
     try:
-        cfg = load_config(a.config)
-        if a.bootstrap:
-            cfg = cfg.with_bootstrap(a.bootstrap)
-        if a.topic_prefix:
-            cfg = cfg.with_topic_prefix(a.topic_prefix)
+        cfg = load_config(a.config).with_connection(a.bootstrap, a.topic_prefix)
         m = cfg.model
         model = load_serving_model(
             a.registry, m.name, a.model_version, cfg.model_inputs, m.intra_op_threads
