@@ -66,11 +66,32 @@ class Cluster:
             FLINK_CONF_DIR=str(self.conf_dir),
             FLINK_LOG_DIR=str(self.home / "log"),
             FLINK_PID_DIR=str(self.home),
+            FLINK_LIB_DIR=str(self.lib_dir),
             PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         )
 
+    @property
+    def lib_dir(self) -> Path:
+        return self.home / "lib"
+
+    def link_libs(self) -> None:
+        """The cluster's class path: Flink's ``lib/`` and, from ``opt/``, flink-python (with
+        PemJa, thread mode's embedded interpreter). A PyFlink job ships flink-python as a job
+        jar, so each job's class loader loaded those classes again: the TaskManager ran out of
+        metaspace after about a dozen jobs, and PemJa, whose native library loads once per JVM,
+        failed in every job after the first that used thread mode (FLINK-37727; with
+        ``classloader.parent-first-patterns.additional: pemja.`` in the config both now load
+        once, from here)."""
+        if self.lib_dir.exists():
+            shutil.rmtree(self.lib_dir)
+        self.lib_dir.mkdir(parents=True)
+        home = flink_home()
+        for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python*.jar")]:
+            (self.lib_dir / jar.name).symlink_to(jar)
+
     def render_conf(self) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
+        self.link_libs()
         (self.home / "log").mkdir(exist_ok=True)
         text = TEMPLATE.read_text().format(
             rpc_port=self.rpc_port,

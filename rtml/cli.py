@@ -236,6 +236,12 @@ def parser() -> argparse.ArgumentParser:
         help="the job graph to plan: scoring, monitoring, both in one job (all), or a "
         "`rtml bench` baseline (floor, naive)",
     )
+    p.add_argument(
+        "--feature-order",
+        choices=("arrival", "event-time"),
+        default=None,
+        help="plan with this feature order instead of the config's [job] feature_order",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
 
     for name, helptext in (
@@ -453,7 +459,7 @@ def dispatch(a: argparse.Namespace) -> int:
     elif a.cmd == "plan":
         from rtml.commands.plan import plan
 
-        plan(a.config, a.part, a.json)
+        plan(a.config, a.part, a.json, a.feature_order)
     elif a.cmd in ("run", "submit"):
         from rtml.commands.job import JobTarget, run_embedded, submit
 

@@ -17,6 +17,7 @@ COLORS = {
     "peer": "#e08a1e",
     "scoring-one-entity": "#66a3d2",
     "floor-one-entity": "#bbbbbb",
+    "scoring-event-time": "#7a4fa0",
     "scoring-thread": "#2a9d5c",
 }
 

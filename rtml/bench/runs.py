@@ -34,6 +34,7 @@ from rtml.console import say, step
 from rtml.errors import JobError
 from rtml.kafka_client import ensure_topics
 
+WARMUP_TIMEOUT_S = 120  # a job not through its warm-up by then is measured as it is
 WORKER_START_S = 10  # after RUNNING: the Python workers start, the source gets its partitions
 PEER_READY_S = 120
 CHECKPOINT_WAIT_S = 60
@@ -216,6 +217,24 @@ def bounded_run(job: Job) -> ProcessSampler:
     return sampler
 
 
+@dataclass(frozen=True)
+class Warmup:
+    """The first ``records`` of a paced run, and the outputs that show the job is through
+    them: the measured load starts only then, so a job still starting (Python workers,
+    model sessions, first state reads) leaves no backlog for the measured events to queue
+    behind (measured before this: seconds of p99 at a quarter of the pipeline's throughput)."""
+
+    records: int
+    outputs: int
+
+
+def _warm_up(reader: LiveReader, cfg: JobConfig, records: list[str], w: Warmup, rate: float):
+    produce_paced(cfg, cfg.kafka.topics.events, records[: w.records], rate)
+    deadline = time.monotonic() + WARMUP_TIMEOUT_S
+    while reader.count < w.outputs and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def paced_run(
     job: Job,
     cfg: JobConfig,
@@ -224,11 +243,13 @@ def paced_run(
     expected: int,
     rate: float,
     want_state: bool,
+    warmup: Warmup | None = None,
 ) -> LoadRun:
     """One unbounded run at a fixed offered load. The live reader is assigned before the job
-    starts; the load is sent once the job is ready. ``measured``: the event ids timed (the
-    valid ones after the warm-up); ``expected``: the outputs that mean the job caught up (a
-    job that cannot keep up is given a while, then measured as it is)."""
+    starts; the load is sent once the job is ready, and after ``warmup``'s records once the
+    job is through them. ``measured``: the event ids timed (the valid ones after the
+    warm-up); ``expected``: the outputs that mean the job caught up (a job that cannot keep
+    up is given a while, then measured as it is)."""
     t = cfg.kafka.topics
     ensure_topics(cfg)
     reader = LiveReader(cfg, t.scores).start()
@@ -237,6 +258,9 @@ def paced_run(
         sampler = ProcessSampler(job.processes, job.sample_interval_s).start()
         finished = False
         try:
+            if warmup is not None:
+                _warm_up(reader, cfg, records, warmup, rate)
+                records = records[warmup.records :]
             produce_paced(cfg, t.events, records, rate)
             deadline = time.monotonic() + max(60.0, len(records) / rate)
             while reader.count < expected and time.monotonic() < deadline:

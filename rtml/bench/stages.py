@@ -31,16 +31,19 @@ def parse_python_stages(stdout: str) -> int | None:
     return None
 
 
-def plan_command(config: Path, part: str) -> list[str]:
+def plan_command(config: Path, part: str, feature_order: str | None = None) -> list[str]:
     rtml = Path(sys.executable).parent / "rtml"
-    return [str(rtml), "plan", "--json", "--config", str(config), "--part", part]
+    order = [] if feature_order is None else ["--feature-order", feature_order]
+    return [str(rtml), "plan", "--json", "--config", str(config), "--part", part, *order]
 
 
-def python_stages(config: Path, part: str, timeout_s: float = PLAN_TIMEOUT_S) -> int | None:
+def python_stages(
+    config: Path, part: str, feature_order: str | None = None, timeout_s: float = PLAN_TIMEOUT_S
+) -> int | None:
     """The job's Python stage count, or None when `rtml plan` is missing or fails."""
     try:
         out = subprocess.run(
-            plan_command(config, part),
+            plan_command(config, part, feature_order),
             capture_output=True,
             text=True,
             timeout=timeout_s,

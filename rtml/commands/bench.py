@@ -41,7 +41,7 @@ from rtml import paths
 from rtml.bench import peer
 from rtml.bench.measure import append_times, event_id_of, state_bytes_per_key, throughput
 from rtml.bench.report import ALO, EO, HALF, point, print_table, write_plot
-from rtml.bench.runs import FlinkJob, Job, LoadRun, PeerJob, bounded_run, paced_run
+from rtml.bench.runs import FlinkJob, Job, LoadRun, PeerJob, Warmup, bounded_run, paced_run
 from rtml.bench.stages import python_stages
 from rtml.commands import services
 from rtml.commands.data import ensure_model, scenario_options
@@ -67,6 +67,7 @@ class JobSpec:
     one_entity: bool = False  # runs on the one-entity config
     pipeline: bool = False  # the product's pipeline: runs with the bench's --python-workers
     execution_mode: str | None = None  # None: the config's (process)
+    feature_order: str | None = None  # None: the config's (arrival)
 
 
 # (c) is the scoring job with its side outputs (dead letters, late events): the deployment the
@@ -91,6 +92,14 @@ JOBS = (
         "floor",
         ("empty keyed function",),
         one_entity=True,
+    ),
+    JobSpec(
+        "scoring-event-time",
+        "c-e. rtml, event-time order",
+        "scoring",
+        ("features by",),
+        pipeline=True,
+        feature_order="event-time",
     ),
     # last: thread mode once stalled a TaskManager (README "Latency"); nothing runs after it
     JobSpec(
@@ -122,6 +131,7 @@ def latency_plan(eo_checkpoint_ms: int) -> list[LoadStep]:
         LoadStep("naive", HALF),
         LoadStep("scoring", HALF, EO, eo_checkpoint_ms),
         LoadStep("scoring-one-entity", HALF),
+        LoadStep("scoring-event-time", HALF),
     ]
     # thread mode runs last of all (a group of its own: groupby keeps it apart)
     return sorted(steps, key=lambda s: s.load) + [LoadStep("scoring-thread", HALF)]
@@ -211,6 +221,7 @@ class Setup:
             checkpoint_interval_ms=checkpoint_ms,
             python_workers=self.o.python_workers if spec.pipeline else None,
             execution_mode=spec.execution_mode,
+            feature_order=spec.feature_order,
         )
         return FlinkJob(cfg, t, self.cluster)
 
@@ -274,7 +285,7 @@ def _stage_counts(s: Setup, specs: list[JobSpec], figs: dict[str, JobFigures]) -
     for spec in specs:
         if spec.part == "peer":
             continue
-        n = python_stages(s.configs[spec.one_entity][0], spec.part)
+        n = python_stages(s.configs[spec.one_entity][0], spec.part, spec.feature_order)
         figs[spec.key].python_stages = n
         say(f"    {spec.label}: {'unknown (rtml plan failed)' if n is None else n}")
 
@@ -311,15 +322,22 @@ class PacedInput:
     valid: set[str]
     measured: set[str]  # valid, after the warm-up
     keys: dict[str, int]  # entity name -> distinct keys
+    warmup: int  # the first records: sent, then waited for, before the measured ones
+    warm_valid: int  # the valid events among them
+
+    def warm_outputs(self, part: str) -> int:
+        """The outputs that mean the warm-up is through (the floor passes every record on)."""
+        return self.warmup if part == "floor" else self.warm_valid
 
 
 def paced_input(events: int, id_field: str, entities, seed: int = 12) -> PacedInput:
     sc = generate(_scenario(events, seed=seed))
     records = list(sc.raw_events())
     valid = {ev[id_field] for ev in sc.events}
-    warm = {event_id_of(r, id_field) for r in records[: int(len(records) * WARMUP_FRACTION)]}
+    warmup = int(len(records) * WARMUP_FRACTION)
+    warm = {event_id_of(r, id_field) for r in records[:warmup]}
     keys = {e.name: len({ev[e.key] for ev in sc.events}) for e in entities}
-    return PacedInput(records, valid, valid - warm, keys)
+    return PacedInput(records, valid, valid - warm, keys, warmup, len(valid & warm))
 
 
 def keys_held(spec: JobSpec, cfg: JobConfig, keys: dict[str, int]) -> int:
@@ -350,12 +368,20 @@ def _latency_at(
             cp = cp or cfg.job.checkpoint_interval_ms
         expected = len(inp.records) if spec.part == "floor" else len(inp.valid)
         want_state = load == HALF and st.delivery == ALO
+        warm = Warmup(inp.warmup, inp.warm_outputs(spec.part))
         f = figs[spec.key]
         r = _tolerant(
             spec,
             f,
-            lambda job=job, cfg=cfg, expected=expected, want_state=want_state: paced_run(
-                job, cfg, inp.records, inp.measured, expected, rate, want_state
+            lambda job=job, cfg=cfg, expected=expected, want_state=want_state, warm=warm: paced_run(
+                job,
+                cfg,
+                inp.records,
+                inp.measured,
+                expected,
+                rate,
+                want_state,
+                warm,
             ),
         )
         if r is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deploy import jars
@@ -42,8 +42,10 @@ def job_plan(cfg: JobConfig, part: str) -> tuple[Plan, ModelChoice]:
     return parse_plan(explain.job_plan(cfg, opts, model_registered=model.registered)), model
 
 
-def plan(config: Path, part: str, as_json: bool) -> None:
+def plan(config: Path, part: str, as_json: bool, feature_order: str | None = None) -> None:
     cfg = load_config(config)
+    if feature_order is not None:
+        cfg = replace(cfg, job=replace(cfg.job, feature_order=feature_order))
     graph, model = job_plan(cfg, part)
     if as_json:
         doc = {"config": str(config), "part": part, "model_version": model.version}

@@ -47,9 +47,18 @@ def test_one_entity_scoring_runs_two_python_stages(fresh_home):
     assert plan.python_stages == 2, [op.name for op in plan.operators if op.python]
 
 
-def test_plan_json_on_the_command_line(fresh_home):
+@pytest.mark.parametrize(
+    "args, part, stages",
+    [
+        (["--part", "floor"], "floor", 2),
+        # event-time order: the timestamp assigner, and the last feature stage and the scoring
+        # as two operators (the control stream's broadcast keeps them apart)
+        (["--feature-order", "event-time"], "scoring", 6),
+    ],
+)
+def test_plan_json_on_the_command_line(fresh_home, args, part, stages):
     r = subprocess.run(
-        [sys.executable, "-m", "rtml.cli", "plan", "--part", "floor", "--json"],
+        [sys.executable, "-m", "rtml.cli", "plan", *args, "--json"],
         capture_output=True,
         text=True,
         env=child_env(),  # not this process's PyFlink gateway, which earlier tests started
@@ -57,8 +66,8 @@ def test_plan_json_on_the_command_line(fresh_home):
     )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)  # nothing else on stdout
-    assert doc["part"] == "floor" and doc["config"].endswith("cards.toml")
-    assert doc["python_stages"] == 2 == sum(op["python"] for op in doc["operators"])
+    assert doc["part"] == part and doc["config"].endswith("cards.toml")
+    assert doc["python_stages"] == stages == sum(op["python"] for op in doc["operators"])
 
 
 def test_the_plan_is_flinks_after_python_fusion():

@@ -179,10 +179,6 @@ def _events_in(rest: FlinkRest, job_id: str) -> int:
     return _records_in(rest, job_id, "events")
 
 
-# `make test-slow` until fixed: on the fused graph (2026-12-01) the resumed run's scores and
-# features equal the reference, but the last fairness window's label counts differed (the
-# one-subtask fairness operator trails the scoring; see README "Limits")
-@pytest.mark.slow
 def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_uninterrupted(
     cfg, broker, model, cluster, uninterrupted
 ):

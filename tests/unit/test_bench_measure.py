@@ -154,7 +154,12 @@ def test_latency_plan_is_the_curve_plus_the_half_load_extras():
     for load in LOADS:
         assert {("floor", load, ALO), ("scoring", load, ALO), ("peer", load, ALO)} <= runs
     half = {(s.job, s.delivery, s.checkpoint_interval_ms) for s in plan if s.load == 0.5}
-    assert {("naive", ALO, None), ("scoring", EO, 1_000), ("scoring-one-entity", ALO, None)} <= half
+    assert {
+        ("naive", ALO, None),
+        ("scoring", EO, 1_000),
+        ("scoring-one-entity", ALO, None),
+        ("scoring-event-time", ALO, None),
+    } <= half
     assert not any(s.job == "naive" and s.load != 0.5 for s in plan)
 
 

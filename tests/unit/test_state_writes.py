@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from apache_beam.coders import coders
 from apache_beam.runners.worker.bundle_processor import SynchronousBagRuntimeState
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from udfs.flink import state_writes
 
@@ -97,12 +99,147 @@ def test_installed_only_on_the_checked_pyflink_release():
     from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
     from pyflink.version import __version__
 
-    original = RemoteKeyedStateBackend.commit
+    names = ("commit", "_get_internal_bag_state", "_get_internal_map_state", "cache_internal_state")
+    original = {n: getattr(RemoteKeyedStateBackend, n) for n in names}
     try:
         installed = state_writes.install()
         assert installed == __version__.startswith(state_writes.CHECKED_PYFLINK)
         if installed:
             assert RemoteKeyedStateBackend.commit is state_writes.pipelined_commit
     finally:
-        RemoteKeyedStateBackend.commit = original
+        for n, f in original.items():
+            setattr(RemoteKeyedStateBackend, n, f)
+        state_writes._installed = False
+
+
+class StoreHandler:
+    """A state handler over a dict, as the JVM's keyed state would hold the writes."""
+
+    # what PyFlink's map-state handler reads of a caching handler when it is built (no map
+    # state is used here)
+    _state_cache = _underlying = _context = None
+
+    def __init__(self) -> None:
+        self.store: dict[bytes, list] = {}
+        self.writes = 0
+
+    def clear(self, key):
+        self.writes += 1
+        self.store[key.SerializeToString()] = []
+        return _Future([], "clear")
+
+    def extend(self, key, coder, elements):
+        self.writes += 1
+        self.store.setdefault(key.SerializeToString(), []).extend(list(elements))
+        return _Future([], "append")
+
+    def blocking_get(self, key, coder):
+        return list(self.store.get(key.SerializeToString(), []))
+
+
+def _backend(handler, cache_size: int):
+    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
+
+    coder = coders.StrUtf8Coder()
+    return RemoteKeyedStateBackend(handler, coder, None, cache_size, 16, 16)
+
+
+# (key, action, value): action 0 updates the value state, 1 clears it, 2 adds to the list
+# state, 3 reads both, 4 ends the bundle (commit)
+STEPS = st.lists(
+    st.tuples(st.sampled_from("abcdefg"), st.integers(0, 4), st.integers(0, 9)), max_size=60
+)
+
+
+def _run(steps, commit, cache_size: int) -> dict:
+    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
+
+    h = StoreHandler()
+    b = _backend(h, cache_size)
+    value = b.get_value_state("v", coders.StrUtf8Coder())
+    listed = b.get_list_state("l", coders.StrUtf8Coder())
+    reads = []
+    for key, action, n in steps:
+        b.set_current_key(key)
+        if action == 0:
+            value.update(str(n))
+        elif action == 1:
+            value.clear()
+        elif action == 2:
+            listed.add(str(n))
+        elif action == 3:
+            reads.append((key, value.value(), list(listed.get())))
+        else:
+            commit(b)
+    commit(b)
+    assert RemoteKeyedStateBackend  # the real class's state objects throughout
+    return {"store": h.store, "reads": reads}
+
+
+@settings(max_examples=1000, deadline=None)
+@given(steps=STEPS, cache_size=st.sampled_from([1, 3, 100]))
+def test_the_tracked_commit_writes_what_pyflinks_commit_writes(steps, cache_size):
+    """PyFlink's own commit (every cached state, every bundle) and rtml's (the states handed
+    out since the last commit, and the current key's) leave the same keyed state and read
+    the same values, over random keys, writes, reads, bundle ends and cache sizes."""
+    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
+
+    original = {
+        n: getattr(RemoteKeyedStateBackend, n)
+        for n in (
+            "commit",
+            "_get_internal_bag_state",
+            "_get_internal_map_state",
+            "cache_internal_state",
+        )
+    }
+    reference = _run(steps, original["commit"], cache_size)
+    try:
+        assert state_writes.install()
+        tracked = _run(steps, state_writes.pipelined_commit, cache_size)
+    finally:
+        for n, f in original.items():
+            setattr(RemoteKeyedStateBackend, n, f)
+        state_writes._installed = False
+    assert tracked == reference
+
+
+def test_the_tracked_commit_leaves_untouched_states_alone():
+    """After the first commit, a bundle that touches one key of many sends that key's
+    writes only (PyFlink's commit visits every cached state)."""
+    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
+
+    original = {
+        n: getattr(RemoteKeyedStateBackend, n)
+        for n in (
+            "commit",
+            "_get_internal_bag_state",
+            "_get_internal_map_state",
+            "cache_internal_state",
+        )
+    }
+    try:
+        assert state_writes.install()
+        h = StoreHandler()
+        b = _backend(h, 1000)
+        value = b.get_value_state("v", coders.StrUtf8Coder())
+        for i in range(200):
+            b.set_current_key(f"k{i}")
+            value.update(str(i))
+        state_writes.pipelined_commit(b)
+        assert h.writes == 400  # a clear and an append per key
+        assert len(b._internal_state_cache) >= 199
+        b.set_current_key("k7")
+        value.update("new")
+        # k199 (cached when the key changed) and k7, of 200 cached
+        assert len(b.__dict__[state_writes.TOUCHED]) == 2
+        state_writes.pipelined_commit(b)
+        assert h.writes == 402
+        state_writes.pipelined_commit(b)  # a bundle that changed nothing writes nothing
+        assert h.writes == 402
+        b.set_current_key("k7")
+        assert value.value() == "new"
+    finally:
+        for n, f in original.items():
+            setattr(RemoteKeyedStateBackend, n, f)
         state_writes._installed = False

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pyflink.datastream import RuntimeContext
 
+from udfs.flink.context import is_thread_mode
 from udfs.latency import RecentLatencies
 
 GROUP = "rtml"
@@ -37,6 +38,11 @@ def counters(runtime_context: RuntimeContext, *names: str) -> list:
 
 
 def gauges(runtime_context: RuntimeContext, values: dict[str, Callable[[], int]]) -> None:
+    """Python gauges; none in thread mode. There Flink's metric thread calls a gauge straight
+    into the embedded interpreter, off the task's thread: measured, the TaskManager died of a
+    SIGSEGV in libpython (``MetricGauge.getValue`` from thread ``flink-metrics``)."""
+    if is_thread_mode(runtime_context):
+        return
     group = _group(runtime_context)
     if group is not None:
         for name, fn in values.items():

@@ -33,6 +33,7 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from rtml.config import JobConfig
 from rtml.errors import ModelError, RecordError
+from udfs.flink.context import subtask_index
 from udfs.flink.features import FeatureStage
 from udfs.flink.metrics import counters, gauges, latency_gauges
 from udfs.flink.records import is_tagged, to_json_nan_safe
@@ -102,7 +103,7 @@ class Scorer:
     def open(self, runtime_context: RuntimeContext) -> None:
         self.slots = ModelSlots(self._load(self.version))
         self.restored = False  # the broadcast state is read on the first event
-        self.subtask = runtime_context.get_index_of_this_subtask()
+        self.subtask = subtask_index(runtime_context)
         self.threshold = self.cfg.model.threshold
         s = self.cfg.schema
         self.passthrough = [s.event_id, s.event_time, *(e.key for e in s.entities)] + (
