@@ -235,21 +235,28 @@ def run_bench(o: BenchOptions) -> dict:
     _stage_counts(s, specs, figs)
     sc = generate(_scenario(o.events, seed=11))
     raw = list(sc.raw_events())
-    for spec in specs:
-        records = raw[: o.naive_events if spec.key == "naive" else None]
-        _tolerant(
-            spec,
-            figs[spec.key],
-            lambda spec=spec, r=records: _throughput(s, spec, figs[spec.key], r),
-        )
+    # thread mode last of all, its throughput run too (its jobs once stalled or crashed a
+    # TaskManager: nothing else should run after them)
+    last = [spec for spec in specs if spec.execution_mode == "thread"]
+    for spec in [spec for spec in specs if spec not in last]:
+        _throughput_run(s, spec, figs, raw)
     max_rate = o.max_rate or figs["scoring"].throughput_eps
     if not max_rate > 0:  # also NaN
         raise JobError(
             "the pipeline's throughput run produced no rate to pace the latency runs by",
             hint="read the job's log under .rtml/logs, or pass --max-rate",
         )
-    for load, steps in groupby(latency_plan(o.eo_checkpoint_ms), key=lambda st: st.load):
+    plan = latency_plan(o.eo_checkpoint_ms)
+    held_back = {spec.key for spec in last}
+    for load, steps in groupby(
+        [st for st in plan if st.job not in held_back], key=lambda st: st.load
+    ):
         _latency_at(s, [st for st in steps if st.job in figs], figs, load, load * max_rate)
+    for spec in last:
+        _throughput_run(s, spec, figs, raw)
+        steps = [st for st in plan if st.job == spec.key]
+        for st in steps:
+            _latency_at(s, [st], figs, st.load, st.load * max_rate)
     result = _result(s, figs, max_rate)
     o.out.mkdir(parents=True, exist_ok=True)
     (o.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -278,6 +285,11 @@ def _setup(o: BenchOptions) -> Setup:
         ensure_model(cfg, False, 12_000, 12_000 / EVENTS_PER_DAY, 0.25)
     target = JobTarget(o.config, bootstrap=broker.bootstrap, bundle_time_ms=o.bundle_time_ms)
     return Setup(o, cluster, target, configs, time.strftime("%Y%m%d%H%M%S"))
+
+
+def _throughput_run(s: Setup, spec: JobSpec, figs: dict[str, JobFigures], raw: list[str]) -> None:
+    records = raw[: s.o.naive_events if spec.key == "naive" else None]
+    _tolerant(spec, figs[spec.key], lambda: _throughput(s, spec, figs[spec.key], records))
 
 
 def _stage_counts(s: Setup, specs: list[JobSpec], figs: dict[str, JobFigures]) -> None:
