@@ -51,9 +51,9 @@ def test_one_entity_scoring_runs_two_python_stages(fresh_home):
     "args, part, stages",
     [
         (["--part", "floor"], "floor", 2),
-        # event-time order: the timestamp assigner, and the last feature stage and the scoring
-        # as two operators (the control stream's broadcast keeps them apart)
-        (["--feature-order", "event-time"], "scoring", 6),
+        # event-time order: two more, its timestamp assigner, and the scoring apart from the
+        # last feature stage (a broadcast operator of its own)
+        (["--feature-order", "event-time"], "scoring", 5),
     ],
 )
 def test_plan_json_on_the_command_line(fresh_home, args, part, stages):
