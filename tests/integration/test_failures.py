@@ -94,7 +94,8 @@ def _check_exactly_once(c, events: list[dict]) -> dict:
 def _taskmanager_running(rest: FlinkRest, job: str) -> str:
     """A TaskManager that runs subtasks of the job (the one hosting the scoring operator)."""
     for v in rest.vertices(job):
-        if v["name"].startswith("score"):
+        # the fused last stage: "features by merchant_id + score (ONNX Runtime) -> ..."
+        if "score (ONNX Runtime)" in v["name"]:
             subtasks = rest.get(f"/jobs/{job}/vertices/{v['id']}")["subtasks"]
             return subtasks[0]["taskmanager-id"]
     raise AssertionError("the job has no scoring vertex")
