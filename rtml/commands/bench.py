@@ -133,7 +133,7 @@ def latency_plan(eo_checkpoint_ms: int) -> list[LoadStep]:
         LoadStep("scoring-one-entity", HALF),
         LoadStep("scoring-event-time", HALF),
     ]
-    # thread mode runs last of all (a group of its own: groupby keeps it apart)
+    # thread mode runs last of all (run_bench holds its runs back until the end)
     return sorted(steps, key=lambda s: s.load) + [LoadStep("scoring-thread", HALF)]
 
 
@@ -254,8 +254,7 @@ def run_bench(o: BenchOptions) -> dict:
         _latency_at(s, [st for st in steps if st.job in figs], figs, load, load * max_rate)
     for spec in last:
         _throughput_run(s, spec, figs, raw)
-        steps = [st for st in plan if st.job == spec.key]
-        for st in steps:
+        for st in (st for st in plan if st.job == spec.key):
             _latency_at(s, [st], figs, st.load, st.load * max_rate)
     result = _result(s, figs, max_rate)
     o.out.mkdir(parents=True, exist_ok=True)
@@ -337,9 +336,12 @@ class PacedInput:
     warmup: int  # the first records: sent, then waited for, before the measured ones
     warm_valid: int  # the valid events among them
 
-    def warm_outputs(self, part: str) -> int:
-        """The outputs that mean the warm-up is through (the floor passes every record on)."""
-        return self.warmup if part == "floor" else self.warm_valid
+    def outputs(self, part: str, warm_up_only: bool = False) -> int:
+        """The outputs a job writes for the whole input or for its warm-up: the floor passes
+        every record on, the others score the valid events."""
+        if part == "floor":
+            return self.warmup if warm_up_only else len(self.records)
+        return self.warm_valid if warm_up_only else len(self.valid)
 
 
 def paced_input(events: int, id_field: str, entities, seed: int = 12) -> PacedInput:
@@ -378,9 +380,9 @@ def _latency_at(
         )
         if spec.part != "peer":
             cp = cp or cfg.job.checkpoint_interval_ms
-        expected = len(inp.records) if spec.part == "floor" else len(inp.valid)
+        expected = inp.outputs(spec.part)
         want_state = load == HALF and st.delivery == ALO
-        warm = Warmup(inp.warmup, inp.warm_outputs(spec.part))
+        warm = Warmup(inp.warmup, inp.outputs(spec.part, warm_up_only=True))
         f = figs[spec.key]
         r = _tolerant(
             spec,

@@ -5,6 +5,8 @@ Flink tier runs it for real (tests/flink, small bundles and a tiny state cache).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from apache_beam.coders import coders
 from apache_beam.runners.worker.bundle_processor import SynchronousBagRuntimeState
@@ -95,21 +97,29 @@ def test_a_failed_write_raises():
         state_writes.pipelined_commit(FakeBackend([_bag(Failing(), "k", "v")]))
 
 
-def test_installed_only_on_the_checked_pyflink_release():
+@contextmanager
+def pyflinks_own_methods_afterwards():
+    """Yields PyFlink's own methods that ``install()`` replaces, and puts them back after."""
     from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
-    from pyflink.version import __version__
 
-    names = ("commit", "_get_internal_bag_state", "_get_internal_map_state", "cache_internal_state")
-    original = {n: getattr(RemoteKeyedStateBackend, n) for n in names}
+    original = {n: getattr(RemoteKeyedStateBackend, n) for n in state_writes.PATCHED}
     try:
-        installed = state_writes.install()
-        assert installed == __version__.startswith(state_writes.CHECKED_PYFLINK)
-        if installed:
-            assert RemoteKeyedStateBackend.commit is state_writes.pipelined_commit
+        yield original
     finally:
         for n, f in original.items():
             setattr(RemoteKeyedStateBackend, n, f)
         state_writes._installed = False
+
+
+def test_installed_only_on_the_checked_pyflink_release():
+    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
+    from pyflink.version import __version__
+
+    with pyflinks_own_methods_afterwards():
+        installed = state_writes.install()
+        assert installed == __version__.startswith(state_writes.CHECKED_PYFLINK)
+        if installed:
+            assert RemoteKeyedStateBackend.commit is state_writes.pipelined_commit
 
 
 class StoreHandler:
@@ -152,8 +162,6 @@ STEPS = st.lists(
 
 
 def _run(steps, commit, cache_size: int) -> dict:
-    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
-
     h = StoreHandler()
     b = _backend(h, cache_size)
     value = b.get_value_state("v", coders.StrUtf8Coder())
@@ -172,7 +180,6 @@ def _run(steps, commit, cache_size: int) -> dict:
         else:
             commit(b)
     commit(b)
-    assert RemoteKeyedStateBackend  # the real class's state objects throughout
     return {"store": h.store, "reads": reads}
 
 
@@ -182,43 +189,17 @@ def test_the_tracked_commit_writes_what_pyflinks_commit_writes(steps, cache_size
     """PyFlink's own commit (every cached state, every bundle) and rtml's (the states handed
     out since the last commit, and the current key's) leave the same keyed state and read
     the same values, over random keys, writes, reads, bundle ends and cache sizes."""
-    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
-
-    original = {
-        n: getattr(RemoteKeyedStateBackend, n)
-        for n in (
-            "commit",
-            "_get_internal_bag_state",
-            "_get_internal_map_state",
-            "cache_internal_state",
-        )
-    }
-    reference = _run(steps, original["commit"], cache_size)
-    try:
+    with pyflinks_own_methods_afterwards() as original:
+        reference = _run(steps, original["commit"], cache_size)
         assert state_writes.install()
         tracked = _run(steps, state_writes.pipelined_commit, cache_size)
-    finally:
-        for n, f in original.items():
-            setattr(RemoteKeyedStateBackend, n, f)
-        state_writes._installed = False
     assert tracked == reference
 
 
 def test_the_tracked_commit_leaves_untouched_states_alone():
     """After the first commit, a bundle that touches one key of many sends that key's
     writes only (PyFlink's commit visits every cached state)."""
-    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
-
-    original = {
-        n: getattr(RemoteKeyedStateBackend, n)
-        for n in (
-            "commit",
-            "_get_internal_bag_state",
-            "_get_internal_map_state",
-            "cache_internal_state",
-        )
-    }
-    try:
+    with pyflinks_own_methods_afterwards():
         assert state_writes.install()
         h = StoreHandler()
         b = _backend(h, 1000)
@@ -239,7 +220,3 @@ def test_the_tracked_commit_leaves_untouched_states_alone():
         assert h.writes == 402
         b.set_current_key("k7")
         assert value.value() == "new"
-    finally:
-        for n, f in original.items():
-            setattr(RemoteKeyedStateBackend, n, f)
-        state_writes._installed = False

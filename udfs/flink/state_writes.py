@@ -78,6 +78,8 @@ def _await(futures: list) -> None:
 # whether its commit has walked the whole cache once since the tracking began
 TOUCHED = "_rtml_touched"
 TRACKED = "_rtml_tracked"
+# the RemoteKeyedStateBackend methods install() replaces
+PATCHED = ("commit", "_get_internal_bag_state", "_get_internal_map_state", "cache_internal_state")
 
 
 def _touched(backend) -> dict:
@@ -116,23 +118,15 @@ def _tracking_cache(cache_internal_state):
 
 def _changed_since_commit(backend) -> list:
     """The internal states user code can have written since the backend's last commit."""
-    if not backend.__dict__.get(TRACKED):
-        # the first commit since tracking began: every cached state, as PyFlink commits
+    touched = backend.__dict__.pop(TOUCHED, {})
+    if backend.__dict__.get(TRACKED):
+        states = list(touched.values())
+    else:  # the first commit since tracking began: every cached state, as PyFlink commits
         backend.__dict__[TRACKED] = True
-        backend.__dict__[TOUCHED] = {}
         states = list(backend._internal_state_cache)
-    else:
-        states = list(backend.__dict__.get(TOUCHED, {}).values())
-        backend.__dict__[TOUCHED] = {}
     # the current key's states, memoized by their wrappers (possibly from an earlier bundle)
     states += [s._internal_state for s in backend._all_states.values()]
-    seen: set[int] = set()
-    unique = []
-    for st in states:
-        if st is not None and id(st) not in seen:
-            seen.add(id(st))
-            unique.append(st)
-    return unique
+    return list({id(st): st for st in states if st is not None}.values())
 
 
 def pipelined_commit(backend) -> None:
