@@ -116,6 +116,14 @@ def parser() -> argparse.ArgumentParser:
         help="Python worker processes of the pipeline (c, c1): 2 uses both slots of the "
         "TaskManager (default), 1 the config's single worker",
     )
+    p.add_argument(
+        "--jobs",
+        default=None,
+        metavar="KEYS",
+        help="run only these jobs, comma-separated, side by side as ever (floor, naive, "
+        "scoring, peer, scoring-one-entity, floor-one-entity, scoring-event-time, "
+        "scoring-thread; default: all)",
+    )
 
     for name, helptext in (
         ("broker", "the local Kafka broker (KRaft) on 127.0.0.1"),
@@ -384,8 +392,9 @@ def dispatch(a: argparse.Namespace) -> int:
 
         return run_demo(a.config, a.port, a.events, a.retrain, a.drift_size, a.bias, a.bad_fraction)
     elif a.cmd == "bench":
-        from rtml.commands.bench import BenchOptions, run_bench
+        from rtml.commands.bench import BenchOptions, job_keys, run_bench
 
+        jobs = None if a.jobs is None else job_keys(a.jobs, a.max_rate)
         run_bench(
             BenchOptions(
                 config=a.config,
@@ -400,6 +409,7 @@ def dispatch(a: argparse.Namespace) -> int:
                 rest_port=a.rest_port,
                 bundle_time_ms=a.bundle_time_ms,
                 python_workers=a.python_workers,
+                jobs=jobs,
             )
         )
     elif a.cmd == "broker":

@@ -21,6 +21,9 @@ class RecentLatencies:
         self._buf: list[int] = []
         self._next = 0
         self.total = 0  # samples ever recorded
+        # the window sorted, kept until the next sample: Flink reads every gauge at every
+        # bundle end, four quantiles of one window at a time
+        self._sorted: list[int] | None = None
 
     def record(self, micros: int) -> None:
         if len(self._buf) < self.capacity:
@@ -29,6 +32,7 @@ class RecentLatencies:
             self._buf[self._next] = micros
             self._next = (self._next + 1) % self.capacity
         self.total += 1
+        self._sorted = None
 
     def quantile(self, q: float) -> int:
         """Nearest-rank quantile of the window (0 when empty)."""
@@ -36,7 +40,9 @@ class RecentLatencies:
             raise ValueError("q must be within [0, 1]")
         if not self._buf:
             return 0
-        s = sorted(self._buf)
+        if self._sorted is None:
+            self._sorted = sorted(self._buf)
+        s = self._sorted
         return s[max(0, math.ceil(q * len(s)) - 1)]
 
     def __len__(self) -> int:

@@ -48,7 +48,7 @@ from rtml.commands.data import ensure_model, scenario_options
 from rtml.commands.job import JobTarget
 from rtml.config import JobConfig, load_config
 from rtml.console import say, step
-from rtml.errors import JobError
+from rtml.errors import ConfigError, JobError
 from rtml.kafka_client import ensure_topics, produce
 from rtml.scenarios.cards import generate
 
@@ -114,6 +114,25 @@ JOBS = (
 SPECS = {s.key: s for s in JOBS}
 
 
+def job_keys(text: str, max_rate: float | None) -> tuple[str, ...]:
+    """``--jobs``: a comma-separated subset of the bench's jobs, checked at the edge. The
+    pipeline ("scoring") sets the latency runs' 100% load, so leaving it out needs
+    ``--max-rate``."""
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in keys if k not in SPECS]
+    if unknown or not keys:
+        raise ConfigError(
+            f"--jobs: unknown job {', '.join(unknown) or '(none given)'}",
+            hint=f"choose from {', '.join(SPECS)}",
+        )
+    if "scoring" not in keys and max_rate is None:
+        raise ConfigError(
+            "--jobs without 'scoring' has no load to pace the latency runs by",
+            hint="add scoring to --jobs, or give the 100% load with --max-rate",
+        )
+    return keys
+
+
 @dataclass(frozen=True)
 class LoadStep:
     """One run of the latency-load curve."""
@@ -151,6 +170,7 @@ class BenchOptions:
     rest_port: int = 8081
     bundle_time_ms: int | None = None  # None: the config's [job] bundle_time
     python_workers: int = 2  # (c)'s Python processes: the TaskManager's two slots
+    jobs: tuple[str, ...] | None = None  # a subset of JOBS' keys; None: all of them
 
 
 @dataclass(frozen=True)
@@ -228,7 +248,11 @@ class Setup:
 
 def run_bench(o: BenchOptions) -> dict:
     s = _setup(o)
-    specs = [j for j in JOBS if not j.one_entity or True in s.configs]
+    specs = [
+        j
+        for j in JOBS
+        if (not j.one_entity or True in s.configs) and (o.jobs is None or j.key in o.jobs)
+    ]
     figs = {
         j.key: JobFigures(j.key, j.label, s.configs[j.one_entity][0].name, j.part) for j in specs
     }

@@ -71,3 +71,15 @@ def test_plan_of_a_bad_config_is_one_line(tmp_path):
         assert r.returncode == 2 and r.stdout == ""
         assert len(lines) == 1 and lines[0].startswith("rtml: error:") and says in lines[0]
         assert "Traceback" not in r.stderr
+
+
+def test_bench_jobs_are_checked_before_anything_starts(tmp_path):
+    import os
+
+    env = dict(os.environ, RTML_HOME=str(tmp_path))
+    for jobs, says in (("floor,nope", "unknown job nope"), ("floor,peer", "--max-rate")):
+        r = rtml("bench", "--jobs", jobs, "--port", "1", env=env)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2, r.stderr
+        assert len(lines) == 1 and lines[0].startswith("rtml: error:") and says in lines[0]
+        assert "->" in lines[0] and "Traceback" not in r.stderr

@@ -26,3 +26,11 @@ def test_empty_window_and_bad_arguments():
         RecentLatencies(0)
     with pytest.raises(ValueError):
         RecentLatencies().quantile(1.5)
+
+
+def test_quantiles_follow_each_new_sample():
+    w = RecentLatencies(capacity=3)
+    # sample, then the window's min and max (9 leaves the window last)
+    for x, lo, hi in ((5, 5, 5), (9, 5, 9), (1, 1, 9), (2, 1, 9), (3, 1, 3)):
+        w.record(x)
+        assert (w.quantile(0.0), w.quantile(1.0)) == (lo, hi)

@@ -30,7 +30,7 @@ from rtml.errors import RecordError
 from udfs.features.engine import EntityFeatures
 from udfs.features.spec import FeatureSet
 from udfs.features.stored import StoredFeatures
-from udfs.flink import state_writes
+from udfs.flink import bundle_sampler, state_writes
 from udfs.flink.metrics import counters
 from udfs.flink.records import is_tagged, tagged, to_json_nan_safe
 from udfs.validation import dead_letter
@@ -97,6 +97,7 @@ class FeatureStage:
 
     def open(self, runtime_context: RuntimeContext) -> None:
         state_writes.install()
+        bundle_sampler.install()
         # the live EntityFeatures between events; its snapshot() bytes when Flink serializes it
         self.state = runtime_context.get_state(
             ValueStateDescriptor(f"features-{self.entity.name}", Types.PICKLED_BYTE_ARRAY())

@@ -8,6 +8,7 @@ from typing import Any
 from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from rtml.errors import RecordError
+from udfs.flink import bundle_sampler
 from udfs.flink.metrics import counters
 from udfs.flink.records import tagged, to_json
 from udfs.validation import dead_letter
@@ -36,6 +37,7 @@ class ParseRecords(ProcessFunction):
         self.inline = inline
 
     def open(self, runtime_context: RuntimeContext):
+        bundle_sampler.install()
         self.records_in, self.dead_lettered = counters(
             runtime_context, "records_in", "dead_lettered"
         )

@@ -33,6 +33,7 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from rtml.config import JobConfig
 from rtml.errors import ModelError, RecordError
+from udfs.flink import bundle_sampler
 from udfs.flink.context import subtask_index
 from udfs.flink.features import FeatureStage
 from udfs.flink.metrics import counters, gauges, latency_gauges
@@ -101,6 +102,7 @@ class Scorer:
         )
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        bundle_sampler.install()
         self.slots = ModelSlots(self._load(self.version))
         self.restored = False  # the broadcast state is read on the first event
         self.subtask = subtask_index(runtime_context)

@@ -1,0 +1,68 @@
+"""The thread-less state sampler, on Beam's own StateSampler class (no JVM).
+
+What a bundle does with its sampler (``BundleProcessor.process_bundle``: reset, start, the
+operations' scoped states, stop_if_still_running) must behave as with Beam's, minus the
+sampling thread; the Flink tier runs every job with it."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+from apache_beam.runners.worker import statesampler
+from apache_beam.utils.counters import CounterFactory
+
+from udfs.flink import bundle_sampler
+
+
+@contextmanager
+def beams_own_methods_afterwards():
+    original = {n: getattr(statesampler.StateSampler, n) for n in bundle_sampler.PATCHED}
+    try:
+        yield
+    finally:
+        for n, f in original.items():
+            setattr(statesampler.StateSampler, n, f)
+        bundle_sampler._installed = False
+
+
+def _bundle(sampler: statesampler.StateSampler) -> tuple[int, list]:
+    """One bundle as Beam's BundleProcessor drives the sampler; returns the threads the
+    bundle started and what the operations saw as the current tracker and state."""
+    seen = []
+    before = threading.active_count()
+    sampler.reset()
+    sampler.start()
+    started = threading.active_count() - before
+    state = sampler.scoped_state("step", "process")
+    with state:
+        seen.append((statesampler.get_current_tracker() is sampler, sampler.current_state()))
+    seen.append(sampler.current_state().name)
+    sampler.stop_if_still_running()
+    seen.append((sampler.started, sampler.finished, statesampler.get_current_tracker()))
+    return started, seen
+
+
+def test_a_bundle_starts_no_thread_and_sees_what_beams_sampler_shows():
+    beams = _bundle(statesampler.StateSampler("fnapi-step-1", CounterFactory()))
+    with beams_own_methods_afterwards():
+        assert bundle_sampler.install()
+        sampler = statesampler.StateSampler("fnapi-step-1", CounterFactory())
+        ours = [_bundle(sampler) for _ in range(3)]  # reused across bundles, as Beam does
+    assert beams[0] == 1  # Beam's sampler starts its thread on every bundle
+    for started, seen in ours:
+        assert started == 0
+        (tracked, state), after_scope, end = seen
+        assert tracked and state.name == beams[1][0][1].name
+        assert after_scope == beams[1][1]
+        assert end == beams[1][2] == (True, True, None)
+
+
+def test_installed_only_on_the_checked_beam_release():
+    from apache_beam.version import __version__
+
+    with beams_own_methods_afterwards():
+        installed = bundle_sampler.install()
+        assert installed == __version__.startswith(bundle_sampler.CHECKED_BEAM)
+        if installed:
+            assert statesampler.StateSampler.start is bundle_sampler.start
