@@ -16,7 +16,13 @@ from rtml.config import JobConfig
 from rtml.errors import ServiceError
 from rtml.kafka_client import client_settings, iter_records
 
-READER_FETCH_WAIT_MS = 10  # the live reader's fetch wait: a reader polling for fresh scores
+# the live reader's fetch wait. The broker answers a waiting fetch as soon as a record (or a
+# transaction's commit marker) arrives, so a long wait adds no latency; a short one only
+# makes the idle reader ask again and again. Measured 2026-12-01 (150 records, one every
+# 50-130 ms, read_committed): 10 ms took 0.15 core of the machine the job runs on, 500 ms
+# 0.03, with p50/p99 poll latency 0.4/8.7 ms vs -0.2/5.3 ms (plain), 2.9/100 vs 0.5/53 ms
+# (transactional, from the commit's return).
+READER_FETCH_WAIT_MS = 500
 READER_POLL_MS = 50
 
 
