@@ -26,14 +26,32 @@ def beams_own_methods_afterwards():
         bundle_sampler._installed = False
 
 
+@contextmanager
+def threads_started():
+    """Records each thread started inside (other tests' threads may end meanwhile, so the
+    number of live threads would not do)."""
+    started: list[threading.Thread] = []
+    thread_start = threading.Thread.start
+
+    def recording(thread):
+        started.append(thread)
+        return thread_start(thread)
+
+    threading.Thread.start = recording
+    try:
+        yield started
+    finally:
+        threading.Thread.start = thread_start
+
+
 def _bundle(sampler: statesampler.StateSampler) -> tuple[int, list]:
     """One bundle as Beam's BundleProcessor drives the sampler; returns the threads the
     bundle started and what the operations saw as the current tracker and state."""
     seen = []
-    before = threading.active_count()
     sampler.reset()
-    sampler.start()
-    started = threading.active_count() - before
+    with threads_started() as threads:
+        sampler.start()
+    started = len(threads)
     state = sampler.scoped_state("step", "process")
     with state:
         seen.append((statesampler.get_current_tracker() is sampler, sampler.current_state()))
