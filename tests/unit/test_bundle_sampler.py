@@ -16,14 +16,17 @@ from udfs.flink import bundle_sampler
 
 
 @contextmanager
-def beams_own_methods_afterwards():
-    original = {n: getattr(statesampler.StateSampler, n) for n in bundle_sampler.PATCHED}
+def beams_own_sampler():
+    """Beam's own start/stop inside, whatever an earlier test in this process installed
+    (any rtml function's ``open`` does), and the state found put back after."""
+    was = bundle_sampler.is_installed()
+    bundle_sampler.uninstall()
     try:
         yield
     finally:
-        for n, f in original.items():
-            setattr(statesampler.StateSampler, n, f)
-        bundle_sampler._installed = False
+        bundle_sampler.uninstall()
+        if was:
+            bundle_sampler.install()
 
 
 @contextmanager
@@ -62,8 +65,8 @@ def _bundle(sampler: statesampler.StateSampler) -> tuple[int, list]:
 
 
 def test_a_bundle_starts_no_thread_and_sees_what_beams_sampler_shows():
-    beams = _bundle(statesampler.StateSampler("fnapi-step-1", CounterFactory()))
-    with beams_own_methods_afterwards():
+    with beams_own_sampler():
+        beams = _bundle(statesampler.StateSampler("fnapi-step-1", CounterFactory()))
         assert bundle_sampler.install()
         sampler = statesampler.StateSampler("fnapi-step-1", CounterFactory())
         ours = [_bundle(sampler) for _ in range(3)]  # reused across bundles, as Beam does
@@ -79,7 +82,7 @@ def test_a_bundle_starts_no_thread_and_sees_what_beams_sampler_shows():
 def test_installed_only_on_the_checked_beam_release():
     from apache_beam.version import __version__
 
-    with beams_own_methods_afterwards():
+    with beams_own_sampler():
         installed = bundle_sampler.install()
         assert installed == __version__.startswith(bundle_sampler.CHECKED_BEAM)
         if installed:

@@ -33,6 +33,8 @@ CHECKED_BEAM = "2.61."
 PATCHED = ("start", "stop")
 
 _installed = False
+# Beam's own methods, kept by install() so that uninstall() can put them back
+_beams: dict = {}
 
 
 def start(sampler: statesampler.StateSampler) -> None:
@@ -64,7 +66,22 @@ def install() -> bool:
             CHECKED_BEAM,
         )
         return False
-    statesampler.StateSampler.start = start
-    statesampler.StateSampler.stop = stop
+    for name, ours in zip(PATCHED, (start, stop), strict=True):
+        _beams[name] = getattr(statesampler.StateSampler, name)
+        setattr(statesampler.StateSampler, name, ours)
     _installed = True
     return True
+
+
+def is_installed() -> bool:
+    return _installed
+
+
+def uninstall() -> None:
+    """Beam's own ``start``/``stop`` again (the tests compare against them, in a process
+    where an rtml function's ``open`` may have installed ours)."""
+    global _installed
+    for name, beams in _beams.items():
+        setattr(statesampler.StateSampler, name, beams)
+    _beams.clear()
+    _installed = False
