@@ -28,6 +28,7 @@ from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from rtml.config import Entity
 from rtml.errors import RecordError
 from udfs.features.engine import EntityFeatures
+from udfs.features.pending import PendingEvents
 from udfs.features.spec import FeatureSet
 from udfs.features.stored import StoredFeatures
 from udfs.flink import bundle_sampler, state_writes
@@ -61,9 +62,13 @@ class FeatureStage:
     ``ordered=False`` applies each event on arrival; an idle key's state is dropped by a
     processing-time timer once the TTL has passed on the stage's event clock (the newest event
     time it has seen, less the out-of-orderness bound, the watermark the job would have), so
-    it needs no watermarks. ``ordered=True`` buffers events in keyed state until the
-    watermark passes them and applies them in (event time, event id) order, so the features
-    do not depend on how upstream subtasks interleave; there event-time timers expire state.
+    it needs no watermarks. ``ordered=True`` holds events in the key's state
+    (``PendingEvents``) until the watermark passes them, with one event-time timer per key
+    for the earliest; when it fires, every event the watermark has passed is applied in
+    (event time, event id) order, each read once, so the features do not depend on how
+    upstream subtasks interleave and a backlog drains in linear time. An event already
+    behind the watermark when it arrives (more out of order than ``max_out_of_orderness``)
+    is applied at once. Event-time timers expire idle state there.
 
     ``process`` and ``on_timer`` yield events (dicts, features added) and tagged records
     (dead letters, late events) alike; the operator decides where each goes.
@@ -102,8 +107,9 @@ class FeatureStage:
         self.state = runtime_context.get_state(
             ValueStateDescriptor(f"features-{self.entity.name}", Types.PICKLED_BYTE_ARRAY())
         )
-        # events waiting for the watermark (ordered mode): JSON [ts, event]
-        self.pending = runtime_context.get_list_state(
+        # where the layout of 969cad7 and before kept the events waiting for the watermark (JSON
+        # [ts, event] each): read only to move them into the key's state (_stored_ordered)
+        self.legacy_pending = runtime_context.get_list_state(
             ListStateDescriptor(f"features-{self.entity.name}-pending", Types.STRING())
         )
         self.late_events, self.duplicates, self.expired = counters(
@@ -120,21 +126,54 @@ class FeatureStage:
         if is_tagged(value):  # a dead letter or late event of an earlier stage: pass it on
             yield value
             return
-        # arrival order: the field (no timestamp assigner on the path); event-time order: the
-        # record's timestamp, which its watermarks are made of (from the field at the first
-        # stage, the firing timer's after it: issue #20 reworks this order)
-        ts = ctx.timestamp() if self.ordered else int(value[self.time_field])
-        if self.ordered and ts > ctx.timer_service().current_watermark():
-            self.pending.add(json.dumps([ts, value], separators=(",", ":")))
-            ctx.timer_service().register_event_time_timer(ts)
-            return
-        if ts > self.clock:
-            self.clock = ts
-        stored = self._stored()
+        # the event's time is its field's in both orders: in arrival order there is no
+        # timestamp assigner on the path, and in event-time order a record emitted from a
+        # timer carries the timer's timestamp, not the event's
+        ts = int(value[self.time_field])
+        if self.ordered:
+            stored = self._stored_ordered(ctx)
+            if ts > ctx.timer_service().current_watermark():
+                self._hold(stored, ts, value, ctx)
+                return
+        else:
+            if ts > self.clock:
+                self.clock = ts
+            stored = self._stored()
         st = None if stored is None else stored.features(self.features)
         st, out = self._apply(st, ts, value, ctx)
         yield from out
         self._save(st, stored, ctx)
+
+    def _stored_ordered(self, ctx) -> StoredFeatures | None:
+        """Event-time order's state of the key, with the events the earlier layout kept in
+        a list state of their own moved into it (read once per key: a key stored in this
+        layout has none there)."""
+        stored = self._stored()
+        if stored is not None and not stored.legacy:
+            return stored
+        waiting = [json.loads(x) for x in (self.legacy_pending.get() or [])]
+        if stored is not None:
+            stored.legacy = False
+        if not waiting:
+            return stored
+        self.legacy_pending.clear()
+        if stored is None:
+            stored = StoredFeatures.of(EntityFeatures(self.features))
+        for ts, value in waiting:
+            self._hold(stored, ts, value, ctx)
+        return stored
+
+    def _hold(self, stored: StoredFeatures | None, ts: int, value: dict, ctx) -> None:
+        """Keep an event until the watermark passes it; one timer per key, for the earliest
+        event waiting."""
+        if stored is None:
+            stored = StoredFeatures.of(EntityFeatures(self.features))
+        if stored.pending is None:
+            stored.pending = PendingEvents()
+        timer = stored.pending.add(ts, str(value.get(self.id_field, "")), value)
+        if timer is not None:
+            ctx.timer_service().register_event_time_timer(timer)
+        self.state.update(stored)
 
     def _apply(self, st: EntityFeatures | None, ts: int, value: dict, ctx) -> tuple:
         """Apply one event to the key's state; returns (state, records to emit)."""
@@ -170,7 +209,11 @@ class FeatureStage:
     def _save(self, st: EntityFeatures, before: StoredFeatures | None, ctx) -> None:
         """Store the key's state and keep one expiry timer registered for it (timer calls
         are costly in PyFlink: a new one only when the coalesced expiry moves on)."""
-        stored = StoredFeatures.of(st, timer=None if before is None else before.timer)
+        stored = (
+            StoredFeatures.of(st)
+            if before is None
+            else StoredFeatures.of(st, timer=before.timer, pending=before.pending)
+        )
         timers = ctx.timer_service()
         if self.ordered:
             expiry = self._event_time_expiry(st)
@@ -194,24 +237,27 @@ class FeatureStage:
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
             self._on_expiry_timer(timestamp, ctx)
             return
-        stored = self._stored()
-        st = None if stored is None else stored.features(self.features)
-        if self.ordered:
-            waiting = [json.loads(x) for x in (self.pending.get() or [])]
-            due = sorted(
-                (p for p in waiting if p[0] <= timestamp),
-                key=lambda p: (p[0], str(p[1].get(self.id_field, ""))),
-            )
+        # event time (event-time order): every waiting event the watermark has passed is
+        # applied now, in (event time, event id) order, each once
+        stored = self._stored_ordered(ctx)
+        if stored is None:
+            return
+        if stored.pending:
+            due, timer = stored.pending.pop_due(ctx.timer_service().current_watermark())
+            if timer is not None:
+                ctx.timer_service().register_event_time_timer(timer)
             if due:
+                st = stored.features(self.features)
                 for ts, value in due:
                     st, out = self._apply(st, ts, value, ctx)
                     yield from out
-                self.pending.update(
-                    [json.dumps(p, separators=(",", ":")) for p in waiting if p[0] > timestamp]
-                )
                 self._save(st, stored, ctx)
-                return
-        if st is not None and st.is_expired(timestamp):
+                return  # the key has just had events: not idle
+            if timer is not None:
+                self.state.update(stored)
+            if stored.pending:
+                return  # events still wait: the key is not idle
+        if stored.features(self.features).is_expired(timestamp):
             self.state.clear()
             self.expired.inc()
 
