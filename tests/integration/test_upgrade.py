@@ -2,7 +2,9 @@
 
 The fixtures in tests/fixtures/savepoints were taken by the graph of the commit in their
 name (``tests/fixtures/make_savepoints.py``): the job had read the first 1,500 records of a
-seeded scenario. Here the same records reach topics of the same names, then the rest of the
+seeded scenario, in arrival order (``scoring-*``) or in event-time order (``event-time-*``,
+whose feature stages held the events the watermark had not passed yet in a list state of
+their own: they must be scored after the upgrade, from the state they moved into). Here the same records reach topics of the same names, then the rest of the
 stream; the current job restores the savepoint (dropping only the state of operators the
 graph no longer has, such as the old scoring operator) and must carry on from the restored
 offsets with the restored feature state: every later valid event scored exactly once, with
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.job import JobTarget, submit
+from rtml.commands.job import JobTarget, jobs_stop, submit
 from rtml.kafka_client import end_offsets, ensure_topics, produce, read_topic
 from rtml.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
@@ -36,13 +38,16 @@ def _fixtures(part: str) -> list[Path]:
     return sorted(p for p in FIXTURES.glob(f"{part}-*") if (p / "_metadata").exists())
 
 
-@pytest.mark.parametrize("savepoint", _fixtures("scoring"), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "savepoint", _fixtures("scoring") + _fixtures("event-time"), ids=lambda p: p.name
+)
 def test_savepoint_of_an_earlier_graph_restores_feature_state(
     cfg, broker, model, cluster, savepoint
 ):
     meta = json.loads((savepoint / "FIXTURE.json").read_text())
+    order = meta.get("feature_order", "arrival")
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix(meta["topic_prefix"])
-    sc = generate(scenario())
+    sc = generate(scenario(meta.get("scenario_days", 1.0)))
     raw = list(sc.raw_events())
     cut = meta["records_read"]
     t = c.kafka.topics
@@ -56,10 +61,18 @@ def test_savepoint_of_an_earlier_graph_restores_feature_state(
         topic_prefix=meta["topic_prefix"],
         part="scoring",
         delivery="at-least-once",
-        feature_order="arrival",
+        feature_order=order,
     )
     valid = {json.dumps(e): e for e in sc.events}
     later = [valid[r] for r in raw[cut:] if r in valid]
+    if order == "event-time":
+        # read before the savepoint but not yet passed by the watermark (the newest event
+        # time less the bound, less 1 ms): waiting in the old layout's buffers
+        read = [valid[r] for r in raw[:cut] if r in valid]
+        watermark = max(e["event_time"] for e in read) - c.schema.max_out_of_orderness_ms - 1
+        waiting = [e for e in read if e["event_time"] > watermark]
+        assert waiting, "the fixture should hold buffered events"
+        later = waiting + later
     rest = FlinkRest(cluster.address)
     job_id = submit(
         c,
@@ -71,13 +84,20 @@ def test_savepoint_of_an_earlier_graph_restores_feature_state(
     )
     try:
         rest.wait_for_state(job_id, {"RUNNING"}, 120)
+        # event-time order holds the events the watermark has not passed until the end of
+        # the stream (the drain)
+        end = max(e["event_time"] for e in later) - c.schema.max_out_of_orderness_ms - 1
+        first = len(later) if order == "arrival" else sum(e["event_time"] <= end for e in later)
         wait_for(
-            lambda: end_offsets(c, [t.scores])[t.scores] >= len(later),
+            lambda: end_offsets(c, [t.scores])[t.scores] >= first,
             240,
-            f"{len(later)} scores of the events after the savepoint",
+            f"{first} scores of the events after the savepoint",
         )
+        if order == "event-time":
+            jobs_stop(cluster.address, job_id, None, drain=True)
     finally:
-        rest.cancel(job_id)
+        if rest.job(job_id)["state"] == "RUNNING":
+            rest.cancel(job_id)
     scores = read_topic(c, t.scores)
     ids = [s["event_id"] for s in scores]
     assert len(ids) == len(set(ids)) == len(later), "resumed at the restored offsets, once each"
