@@ -247,7 +247,7 @@ class Setup:
 
 
 def run_bench(o: BenchOptions) -> dict:
-    s = _setup(o)
+    s = setup(o)
     specs = [
         j
         for j in JOBS
@@ -257,7 +257,7 @@ def run_bench(o: BenchOptions) -> dict:
         j.key: JobFigures(j.key, j.label, s.configs[j.one_entity][0].name, j.part) for j in specs
     }
     _stage_counts(s, specs, figs)
-    sc = generate(_scenario(o.events, seed=11))
+    sc = generate(bench_scenario(o.events, seed=11))
     raw = list(sc.raw_events())
     # thread mode last of all, its throughput run too (its jobs once stalled or crashed a
     # TaskManager: nothing else should run after them)
@@ -289,7 +289,7 @@ def run_bench(o: BenchOptions) -> dict:
     return result
 
 
-def _setup(o: BenchOptions) -> Setup:
+def setup(o: BenchOptions) -> Setup:
     services.setup()
     broker = Broker(port=o.broker_port)
     step("starting the Kafka broker (KRaft, 127.0.0.1)")
@@ -369,7 +369,7 @@ class PacedInput:
 
 
 def paced_input(events: int, id_field: str, entities, seed: int = 12) -> PacedInput:
-    sc = generate(_scenario(events, seed=seed))
+    sc = generate(bench_scenario(events, seed=seed))
     records = list(sc.raw_events())
     valid = {ev[id_field] for ev in sc.events}
     warmup = int(len(records) * WARMUP_FRACTION)
@@ -457,7 +457,7 @@ def latency_point(
     )
 
 
-def _scenario(events: int, seed: int):
+def bench_scenario(events: int, seed: int):
     return scenario_options(
         seed=seed,
         events=events,

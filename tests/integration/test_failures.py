@@ -1,9 +1,11 @@
 """Failures during a run, exactly-once end to end (slow: `make test-slow`).
 
 - kill -9 of the TaskManager running the job (and its Python workers) three times while the
-  job works through 100,000 events; the job restarts on the other TaskManager from its last
-  checkpoint, and a fresh TaskManager joins after each kill.
-- kill -9 of the Kafka broker mid-run, restarted after a pause, more events produced after.
+  job works through 100,000 events at parallelism 2 in event-time order; the job restarts on
+  the other TaskManager from its last checkpoint, and a fresh TaskManager joins after each
+  kill.
+- kill -9 of the Kafka broker mid-run, restarted after a pause, more events produced after
+  (parallelism 1, arrival order: the default deployment).
 
 Either way, reading the scores with read_committed finds every event exactly once (0 lost,
 0 duplicated), and every feature equals the failure-free computation: the offline replay of
@@ -35,6 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KILL_EVENTS = 100_000
 KILLS = 3
+KILL_PARALLELISM = 2
 BROKER_EVENTS = 20_000
 BROKER_DOWN_S = 15
 
@@ -53,23 +56,28 @@ def _events(seed: int, n: int, days: float) -> list[dict]:
     ).events
 
 
-def _target(broker, prefix: str) -> JobTarget:
-    """Exactly-once (the config's delivery), features on arrival at parallelism 1: every
-    replay after a restart sees each key's events in the same order, so the features must
-    equal the failure-free replay exactly. (Event-time order would allow parallelism 2, but
-    on a 100,000-event backlog its per-key buffers cost quadratic time: see README "Limits".)"""
+def _target(broker, prefix: str, order: str = "arrival", parallelism: int = 1) -> JobTarget:
+    """Exactly-once (the config's delivery). Features on arrival at parallelism 1, or in
+    event-time order at any parallelism: either way every replay after a restart applies
+    each key's events in the same order, so the features must equal the failure-free replay
+    exactly (in event-time order, over the events in (event time, event id) order)."""
     return JobTarget(
         Path(DEMO_CONFIG),
         bootstrap=broker.bootstrap,
         topic_prefix=prefix,
         part="scoring",
-        parallelism=1,
-        feature_order="arrival",
+        parallelism=parallelism,
+        feature_order=order,
     )
 
 
+def in_event_time_order(events: list[dict]) -> list[dict]:
+    return sorted(events, key=lambda e: (e["event_time"], e["event_id"]))
+
+
 def _check_exactly_once(c, events: list[dict]) -> dict:
-    """Every event scored once, features equal to the offline replay; returns the counts."""
+    """Every event scored once, features equal to the offline replay of ``events`` in the
+    order given; returns the counts."""
     scores = read_topic(c, c.kafka.topics.scores)
     late = read_topic(c, c.kafka.topics.late)
     seen = collections.Counter(s["event_id"] for s in scores)
@@ -141,7 +149,9 @@ def test_kill_9_taskmanagers_three_times_loses_and_duplicates_nothing(cfg, broke
 
     rest = FlinkRest(cluster.address)
     t0 = time.monotonic()
-    job = submit(c, _target(broker, "kx."), cluster.address, detached=True)
+    job = submit(
+        c, _target(broker, "kx.", "event-time", KILL_PARALLELISM), cluster.address, detached=True
+    )
     rest.wait_for_state(job, {"RUNNING"}, 120)
     killed: list[dict] = []
     try:
@@ -169,13 +179,14 @@ def test_kill_9_taskmanagers_three_times_loses_and_duplicates_nothing(cfg, broke
         raise
     seconds = time.monotonic() - t0
 
-    counts = _check_exactly_once(c, events)
+    counts = _check_exactly_once(c, in_event_time_order(events))
     assert restarts >= KILLS
     record_figures(
         "kill_taskmanagers",
         {
             "events": len(events),
-            "parallelism": 1,
+            "parallelism": KILL_PARALLELISM,
+            "feature_order": "event-time",
             "taskmanagers_killed": len(killed),
             "processes_killed": sum(k["processes"] for k in killed),
             "job_restarts": restarts,
@@ -217,6 +228,7 @@ def test_broker_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
         {
             "events": len(events),
             "parallelism": 1,
+            "feature_order": "arrival",
             "broker_kills": 1,
             "broker_down_seconds": BROKER_DOWN_S,
             "job_restarts": restarts,
