@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup demo bench test test-slow test-unit test-flink test-integration lint format stop clean
+.PHONY: setup demo bench test test-slow soak test-unit test-flink test-integration lint format stop clean
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "rtml: error: Java is not installed -> install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"; exit 3; }
@@ -32,12 +32,18 @@ bench: setup
 ## All test tiers: unit (no JVM), Flink (MiniCluster), integration (real Kafka + Flink);
 ## the failure-injection tests (marker "slow") have their own target.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not soak"
 
 ## Failure injection (about 15 minutes): kill -9 TaskManagers x3 over 100k events, kill -9
 ## the broker mid-run; exactly-once checked. Figures go to reliability-results/.
 test-slow: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow -s
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "slow and not soak" -s
+
+## The soak (RTML_SOAK_MINUTES, 30 by default, plus about 10 minutes around it): half of the
+## measured maximum rate, exactly-once, event-time order at parallelism 2, a TaskManager
+## killed every 4 minutes and the broker once; figures to reliability-results/soak.json.
+soak: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak -s
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
@@ -46,7 +52,7 @@ test-flink: $(STAMP)
 	$(BIN)/python -m pytest -q tests/flink
 
 test-integration: setup
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q tests/integration -m "not soak"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@ and a record emitted from a timer carries the timer's timestamp.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +33,7 @@ from udfs.features.pending import PendingEvents
 from udfs.features.spec import FeatureSet
 from udfs.features.stored import StoredFeatures
 from udfs.flink import bundle_sampler, state_writes
-from udfs.flink.metrics import counters
+from udfs.flink.metrics import counters, gauges
 from udfs.flink.records import is_tagged, tagged, to_json_nan_safe
 from udfs.validation import dead_letter
 
@@ -40,6 +41,7 @@ DAY_MS = 86_400_000
 # expiry timers are coalesced (a PyFlink timer call costs ~1 ms): at most one per key per
 # granule, a thirtieth of the TTL, between a second and a day
 MIN_GRANULE_MS = 1_000
+LARGEST_WINDOW_S = 10.0
 
 
 def expiry_granule_ms(ttl_ms: int) -> int:
@@ -115,6 +117,11 @@ class FeatureStage:
         self.late_events, self.duplicates, self.expired = counters(
             runtime_context, "late_events", "duplicates", "keys_expired"
         )
+        # event-time order: the largest buffer of any key at an event's arrival, over about
+        # the last LARGEST_WINDOW_S (a hot key's buffer stays bounded by the watermark's lag)
+        self.largest_waiting, self.largest_at = 0, 0.0
+        if self.ordered:
+            gauges(runtime_context, {"waiting_events_largest_key": lambda: self.largest_waiting})
         # arrival order's event clock: the newest event time this subtask has seen. Lost on
         # a restart, it only starts again from the next event (expiry waits, nothing else).
         self.clock = 0
@@ -174,6 +181,9 @@ class FeatureStage:
         if timer is not None:
             ctx.timer_service().register_event_time_timer(timer)
         self.state.update(stored)
+        n, now = len(stored.pending), time.monotonic()
+        if n >= self.largest_waiting or now - self.largest_at > LARGEST_WINDOW_S:
+            self.largest_waiting, self.largest_at = n, now
 
     def _apply(self, st: EntityFeatures | None, ts: int, value: dict, ctx) -> tuple:
         """Apply one event to the key's state; returns (state, records to emit)."""

@@ -1,0 +1,65 @@
+"""Faults and checks shared by the failure tests and the soak: killing a TaskManager with its
+Python workers, waiting for the job to run again, and the exactly-once check (every event
+scored once, features equal to the failure-free offline replay)."""
+
+from __future__ import annotations
+
+import collections
+import math
+
+from deploy.flink_rest import FlinkRest
+from rtml.kafka_client import read_topic
+from udfs.features.offline import FeatureReplay
+
+
+def in_event_time_order(events: list[dict]) -> list[dict]:
+    return sorted(events, key=lambda e: (e["event_time"], e["event_id"]))
+
+
+def check_exactly_once(c, events: list[dict]) -> dict:
+    """Every event scored once, features equal to the offline replay of ``events`` in the
+    order given; returns the counts."""
+    scores = read_topic(c, c.kafka.topics.scores)
+    late = read_topic(c, c.kafka.topics.late)
+    seen = collections.Counter(s["event_id"] for s in scores)
+    seen.update(x["event"]["event_id"] for x in late)
+    ids = {e["event_id"] for e in events}
+    lost = len(ids - set(seen))
+    duplicated = sum(n - 1 for n in seen.values() if n > 1)
+    assert (lost, duplicated) == (0, 0), f"lost {lost}, duplicated {duplicated}"
+    replay = FeatureReplay.for_job(c)
+    expected = {e["event_id"]: replay.observe(e) for e in events}
+    differing = 0
+    for s in scores:
+        want = expected[s["event_id"]]
+        for name in c.features.names:
+            have = s["inputs"][name]
+            if not ((have is None and math.isnan(want[name])) or have == want[name]):
+                differing += 1
+    assert differing == 0, f"{differing} feature values differ from the failure-free replay"
+    return {"scored": len(scores), "late": len(late), "lost": lost, "duplicated": duplicated}
+
+
+def taskmanager_running(rest: FlinkRest, job: str) -> str:
+    """A TaskManager that runs subtasks of the job (the one hosting the scoring operator)."""
+    for v in rest.vertices(job):
+        # the fused last stage: "features by merchant_id + score (ONNX Runtime) -> ..."
+        if "score (ONNX Runtime)" in v["name"]:
+            subtasks = rest.get(f"/jobs/{job}/vertices/{v['id']}")["subtasks"]
+            return subtasks[0]["taskmanager-id"]
+    raise AssertionError("the job has no scoring vertex")
+
+
+def kill_tree(proc) -> int:
+    """kill -9 the TaskManager and its Python workers; returns how many processes died."""
+    victims = [proc, *proc.children(recursive=True)]
+    for p in victims:
+        try:
+            p.kill()
+        except Exception:  # already gone
+            pass
+    return len(victims)
+
+
+def running_again(rest: FlinkRest, job: str, restarts: int) -> bool:
+    return rest.restarts(job) > restarts and rest.job(job)["state"] == "RUNNING"
