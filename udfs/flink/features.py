@@ -114,8 +114,8 @@ class FeatureStage:
         self.legacy_pending = runtime_context.get_list_state(
             ListStateDescriptor(f"features-{self.entity.name}-pending", Types.STRING())
         )
-        self.late_events, self.duplicates, self.expired = counters(
-            runtime_context, "late_events", "duplicates", "keys_expired"
+        self.late_events, self.duplicates, self.expired, self.behind = counters(
+            runtime_context, "late_events", "duplicates", "keys_expired", "behind_watermark"
         )
         # event-time order: the largest buffer of any key at an event's arrival, over about
         # the last LARGEST_WINDOW_S (a hot key's buffer stays bounded by the watermark's lag)
@@ -142,6 +142,7 @@ class FeatureStage:
             if ts > ctx.timer_service().current_watermark():
                 self._hold(stored, ts, value, ctx)
                 return
+            self.behind.inc()  # more out of order than the bound: applied on arrival
         else:
             if ts > self.clock:
                 self.clock = ts
