@@ -6,10 +6,32 @@ from __future__ import annotations
 
 import collections
 import math
+from pathlib import Path
 
 from deploy.flink_rest import FlinkRest
+from rtml.commands.job import JobTarget
 from rtml.kafka_client import read_topic
+from tests.conftest import DEMO_CONFIG
 from udfs.features.offline import FeatureReplay
+
+
+def scoring_target(
+    broker, prefix: str, order: str = "arrival", parallelism: int = 1, bounded: bool = False
+) -> JobTarget:
+    """The scoring job of the demo config, exactly-once (the config's delivery). Features on
+    arrival at parallelism 1, or in event-time order at any parallelism: either way every
+    replay after a restart applies each key's events in the same order, so the features must
+    equal the failure-free replay exactly (in event-time order, over the events in (event
+    time, event id) order)."""
+    return JobTarget(
+        Path(DEMO_CONFIG),
+        bootstrap=broker.bootstrap,
+        topic_prefix=prefix,
+        part="scoring",
+        bounded=bounded,
+        parallelism=parallelism,
+        feature_order=order,
+    )
 
 
 def in_event_time_order(events: list[dict]) -> list[dict]:

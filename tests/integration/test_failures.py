@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
 from deploy.flink_rest import FlinkRest
 from rtml.commands.data import scenario_options
-from rtml.commands.job import JobTarget, jobs_stop, submit
+from rtml.commands.job import jobs_stop, submit
 from rtml.kafka_client import committed_offsets, end_offsets, ensure_topics, produce
 from rtml.scenarios.cards import generate
-from tests.conftest import DEMO_CONFIG
 from tests.integration.faults import (
     check_exactly_once,
     in_event_time_order,
     kill_tree,
     running_again,
+    scoring_target,
     taskmanager_running,
 )
 from tests.integration.figures import record_figures
@@ -64,21 +63,6 @@ def _events(seed: int, n: int, days: float) -> list[dict]:
     ).events
 
 
-def _target(broker, prefix: str, order: str = "arrival", parallelism: int = 1) -> JobTarget:
-    """Exactly-once (the config's delivery). Features on arrival at parallelism 1, or in
-    event-time order at any parallelism: either way every replay after a restart applies
-    each key's events in the same order, so the features must equal the failure-free replay
-    exactly (in event-time order, over the events in (event time, event id) order)."""
-    return JobTarget(
-        Path(DEMO_CONFIG),
-        bootstrap=broker.bootstrap,
-        topic_prefix=prefix,
-        part="scoring",
-        parallelism=parallelism,
-        feature_order=order,
-    )
-
-
 def _drain_once_consumed(c, cluster, job: str, n_events: int) -> int:
     """Wait until the job has consumed and checkpointed every event, then stop it with
     ``drain`` (its last transaction committed); returns how often it restarted."""
@@ -105,7 +89,10 @@ def test_kill_9_taskmanagers_three_times_loses_and_duplicates_nothing(cfg, broke
     rest = FlinkRest(cluster.address)
     t0 = time.monotonic()
     job = submit(
-        c, _target(broker, "kx.", KILL_ORDER, KILL_PARALLELISM), cluster.address, detached=True
+        c,
+        scoring_target(broker, "kx.", KILL_ORDER, KILL_PARALLELISM),
+        cluster.address,
+        detached=True,
     )
     rest.wait_for_state(job, {"RUNNING"}, 120)
     killed: list[dict] = []
@@ -165,7 +152,7 @@ def test_broker_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
     produce(c, t.events, raw[:half])
 
     rest = FlinkRest(cluster.address)
-    job = submit(c, _target(broker, "bx."), cluster.address, detached=True)
+    job = submit(c, scoring_target(broker, "bx."), cluster.address, detached=True)
     rest.wait_for_state(job, {"RUNNING"}, 120)
     wait_for(
         lambda: end_offsets(c, [t.scores])[t.scores] >= half // 3,

@@ -35,15 +35,15 @@ import pytest
 from deploy.flink_rest import FlinkRest
 from rtml.bench.measure import LiveReader, append_times, event_id_of, quantile, throughput
 from rtml.commands.data import scenario_options
-from rtml.commands.job import JobTarget, jobs_stop, submit
+from rtml.commands.job import jobs_stop, submit
 from rtml.kafka_client import client_settings, committed_offsets, ensure_topics, produce
 from rtml.scenarios.cards import generate
-from tests.conftest import DEMO_CONFIG
 from tests.integration.faults import (
     check_exactly_once,
     in_event_time_order,
     kill_tree,
     running_again,
+    scoring_target,
     taskmanager_running,
 )
 from tests.integration.figures import figures_dir, record_figures
@@ -78,18 +78,6 @@ CHECKPOINT_TOLERANCE = 0.20
 MAX_RECOVERY_S = 60.0
 
 
-def _target(broker, prefix: str, bounded: bool = False) -> JobTarget:
-    return JobTarget(
-        Path(DEMO_CONFIG),
-        bootstrap=broker.bootstrap,
-        topic_prefix=prefix,
-        part="scoring",
-        bounded=bounded,
-        parallelism=PARALLELISM,
-        feature_order=ORDER,
-    )
-
-
 def _scenario(n: int, seed: int):
     return scenario_options(
         seed=seed,
@@ -106,7 +94,12 @@ def _max_rate(cfg, broker, cluster) -> float:
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("soak-max.")
     ensure_topics(c)
     produce(c, c.kafka.topics.events, list(generate(_scenario(MAX_RATE_EVENTS, 60)).raw_events()))
-    submit(c, _target(broker, "soak-max.", bounded=True), cluster.address, detached=False)
+    submit(
+        c,
+        scoring_target(broker, "soak-max.", ORDER, PARALLELISM, bounded=True),
+        cluster.address,
+        detached=False,
+    )
     return throughput(append_times(c, c.kafka.topics.scores, c.schema.event_id).values())
 
 
@@ -342,7 +335,9 @@ def test_soak_half_load_with_kills_and_a_broker_restart(cfg, broker, model, clus
     t = c.kafka.topics
     rest = FlinkRest(cluster.address)
     reader = LiveReader(c, t.scores).start()
-    job = submit(c, _target(broker, "soak."), cluster.address, detached=True)
+    job = submit(
+        c, scoring_target(broker, "soak.", ORDER, PARALLELISM), cluster.address, detached=True
+    )
     rest.wait_for_state(job, {"RUNNING"}, 120)
     t0 = time.monotonic()
     t0_ms = int(time.time() * 1000)
