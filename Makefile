@@ -34,7 +34,7 @@ bench: setup
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not soak"
 
-## Failure injection (about 15 minutes): kill -9 TaskManagers x3 over 100k events, kill -9
+## Failure injection (8 to 15 minutes): kill -9 TaskManagers x3 over 100k events, kill -9
 ## the broker mid-run; exactly-once checked. Figures go to reliability-results/.
 test-slow: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "slow and not soak" -s
