@@ -9,10 +9,28 @@ import math
 from pathlib import Path
 
 from deploy.flink_rest import FlinkRest
+from rtml.commands.data import scenario_options
 from rtml.commands.job import JobTarget
 from rtml.kafka_client import read_topic
+from rtml.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
 from udfs.features.offline import FeatureReplay
+
+
+def card_events(seed: int, n: int, days: float) -> list[dict]:
+    """The card scenario's valid events (no malformed records, bias 0.2): the input of the
+    failure tests and the soak."""
+    return generate(
+        scenario_options(
+            seed=seed,
+            events=n,
+            days=days,
+            drift_at_h=None,
+            drift_size=0.0,
+            bias=0.2,
+            bad_fraction=0,
+        )
+    ).events
 
 
 def scoring_target(

@@ -24,11 +24,10 @@ import time
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.data import scenario_options
 from rtml.commands.job import jobs_stop, submit
 from rtml.kafka_client import committed_offsets, end_offsets, ensure_topics, produce
-from rtml.scenarios.cards import generate
 from tests.integration.faults import (
+    card_events,
     check_exactly_once,
     in_event_time_order,
     kill_tree,
@@ -49,20 +48,6 @@ BROKER_EVENTS = 20_000
 BROKER_DOWN_S = 15
 
 
-def _events(seed: int, n: int, days: float) -> list[dict]:
-    return generate(
-        scenario_options(
-            seed=seed,
-            events=n,
-            days=days,
-            drift_at_h=None,
-            drift_size=0.0,
-            bias=0.2,
-            bad_fraction=0,
-        )
-    ).events
-
-
 def _drain_once_consumed(c, cluster, job: str, n_events: int) -> int:
     """Wait until the job has consumed and checkpointed every event, then stop it with
     ``drain`` (its last transaction committed); returns how often it restarted."""
@@ -81,7 +66,7 @@ def _drain_once_consumed(c, cluster, job: str, n_events: int) -> int:
 def test_kill_9_taskmanagers_three_times_loses_and_duplicates_nothing(cfg, broker, model, cluster):
     assert cfg.job.delivery == "exactly-once"
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("kx.")
-    events = _events(51, KILL_EVENTS, days=10.0)
+    events = card_events(51, KILL_EVENTS, days=10.0)
     ensure_topics(c)
     t = c.kafka.topics
     produce(c, t.events, [json.dumps(e) for e in events])
@@ -144,7 +129,7 @@ def test_broker_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
     cfg, broker, model, cluster
 ):
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("bx.")
-    events = _events(52, BROKER_EVENTS, days=3.0)
+    events = card_events(52, BROKER_EVENTS, days=3.0)
     raw = [json.dumps(e) for e in events]
     half = len(raw) // 2
     ensure_topics(c)

@@ -34,11 +34,10 @@ import pytest
 
 from deploy.flink_rest import FlinkRest
 from rtml.bench.measure import LiveReader, append_times, event_id_of, quantile, throughput
-from rtml.commands.data import scenario_options
 from rtml.commands.job import jobs_stop, submit
 from rtml.kafka_client import client_settings, committed_offsets, ensure_topics, produce
-from rtml.scenarios.cards import generate
 from tests.integration.faults import (
+    card_events,
     check_exactly_once,
     in_event_time_order,
     kill_tree,
@@ -78,22 +77,11 @@ CHECKPOINT_TOLERANCE = 0.20
 MAX_RECOVERY_S = 60.0
 
 
-def _scenario(n: int, seed: int):
-    return scenario_options(
-        seed=seed,
-        events=n,
-        days=n / EVENTS_PER_DAY,
-        drift_at_h=None,
-        drift_size=0.0,
-        bias=0.2,
-        bad_fraction=0,
-    )
-
-
 def _max_rate(cfg, broker, cluster) -> float:
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("soak-max.")
     ensure_topics(c)
-    produce(c, c.kafka.topics.events, list(generate(_scenario(MAX_RATE_EVENTS, 60)).raw_events()))
+    events = card_events(60, MAX_RATE_EVENTS, MAX_RATE_EVENTS / EVENTS_PER_DAY)
+    produce(c, c.kafka.topics.events, [json.dumps(e) for e in events])
     submit(
         c,
         scoring_target(broker, "soak-max.", ORDER, PARALLELISM, bounded=True),
@@ -327,7 +315,7 @@ def test_soak_half_load_with_kills_and_a_broker_restart(cfg, broker, model, clus
     max_rate = _max_rate(cfg, broker, cluster)
     rate = float(RATE) if RATE else max_rate / 2
     n = int(rate * MINUTES * 60)
-    events = generate(_scenario(n, 61)).events
+    events = card_events(61, n, n / EVENTS_PER_DAY)
     records = [json.dumps(e) for e in events]
 
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("soak.")
