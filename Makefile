@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 .PHONY: setup demo bench test test-slow soak test-unit test-flink test-integration lint format stop clean
 
 $(STAMP): pyproject.toml
-	@command -v java >/dev/null || { echo "rtml: error: Java is not installed -> install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"; exit 3; }
+	@command -v javac >/dev/null || { echo "rtml: error: a Java 17 JDK is not installed (no javac) -> install OpenJDK 17 (apt-get install openjdk-17-jdk-headless)"; exit 3; }
 	@command -v mvn >/dev/null || { echo "rtml: error: Maven is not installed -> install it (apt-get install maven)"; exit 3; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -85,7 +85,7 @@ def run_mode(
     cmd = [
         sys.executable, "-m", "flink_jobs.job", "--config", str(conf), "--registry", str(paths.registry_dir()),
         "--workspace", str(paths.workspace_dir()), "--bootstrap", bootstrap, "--topic-prefix", prefix,
-        "--jar", jars.connector_jar().resolve().as_uri(),
+        "--jar", jars.job_jar().resolve().as_uri(),
     ]  # fmt: skip
     log = open(paths.home() / "logs" / f"bench-{mode}.log", "w")
     jobs = [

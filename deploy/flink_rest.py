@@ -7,6 +7,7 @@ what to check.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -17,11 +18,23 @@ from typing import Any
 from deploy.process import wait_for
 from rtml.errors import JobError, ServiceError
 
+# the last line of a Python traceback for an error rtml raises on purpose (rtml.errors): its
+# message says what to do
+_RTML_ERROR = re.compile(r"rtml\.errors\.(\w+): (.+)")
+
+
+def rtml_error_in(trace: str) -> str | None:
+    """``"<Error class>: <message -> what to do>"`` of the last rtml error in a stack trace
+    (a Python worker's traceback travels inside the JVM's), or None."""
+    found = _RTML_ERROR.findall(trace)
+    return f"{found[-1][0]}: {found[-1][1].strip()}" if found else None
+
 
 def _is_gauge(metric_id: str) -> bool:
-    """rtml's gauges (latency percentiles, model versions); everything else adds up (the
+    """rtml's gauges (latency percentiles, model versions, the largest key's state); everything
+    else adds up (the
     sources' ``pendingRecords``, the consumer lag, adds up over the subtasks' partitions)."""
-    return metric_id.endswith(("_us", "_ms", "model_version", "shadow_version"))
+    return metric_id.endswith(("_us", "_ms", "model_version", "shadow_version", "_largest_key"))
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,17 @@ class FlinkRest:
             f"the savepoint of job {job_id} did not complete in {timeout:.0f}s",
             hint="see the JobManager log; large state may need a longer --timeout",
         )
+
+    def rtml_failure(self, job_id: str) -> str | None:
+        """The newest failure of the job that rtml raised on purpose (such as a savepoint
+        whose state layout this rtml cannot read), as a line, or None."""
+        exc = self.get(f"/jobs/{job_id}/exceptions")
+        entries = (exc.get("exceptionHistory") or {}).get("entries") or []
+        for e in sorted(entries, key=lambda e: -int(e.get("timestamp") or 0)):
+            found = rtml_error_in(e.get("stacktrace") or "")
+            if found:
+                return found
+        return rtml_error_in(exc.get("root-exception") or "")
 
     def restarts(self, job_id: str) -> int:
         """How often the job has restarted since it was submitted (Flink's numRestarts)."""

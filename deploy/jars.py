@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import shutil
 import subprocess
+import tempfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 from deploy import prereqs
@@ -53,6 +56,50 @@ def connector_jar() -> Path:
             hint="run `rtml setup` again and read Maven's output",
         )
     return target
+
+
+JAVA_SOURCES = HERE / "flink" / "java"
+# the oldest Java that Flink 2 runs on: the classes load on any cluster's JVM
+JAVA_RELEASE = "11"
+
+
+def job_jar() -> Path:
+    """The jar every rtml job ships: the Kafka connector fat jar plus rtml's own Flink classes
+    (``deploy/flink/java``, compiled against the pip-installed Flink), built once per source
+    and connector version. One jar, because ``flink run`` takes one ``--jarfile``."""
+    conn = connector_jar()
+    sources = sorted(JAVA_SOURCES.rglob("*.java"))
+    digest = hashlib.sha256(conn.name.encode())
+    for src in sources:
+        digest.update(src.relative_to(JAVA_SOURCES).as_posix().encode() + src.read_bytes())
+    target = paths.jars_dir() / f"rtml-flink-{digest.hexdigest()[:16]}.jar"
+    if target.is_file():
+        return target
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        classes = Path(tmp) / "classes"
+        cmd = [prereqs.javac(), "--release", JAVA_RELEASE, "-nowarn", "-d", str(classes)]
+        cmd += ["-cp", f"{flink_lib()}/*", *map(str, sources)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SetupError(
+                f"javac could not build rtml's Flink classes: {proc.stderr.strip()[:400]}",
+                hint="check that apache-flink is installed in this environment (make setup)",
+            )
+        partial = Path(tmp) / target.name
+        shutil.copyfile(conn, partial)
+        with zipfile.ZipFile(partial, "a", zipfile.ZIP_DEFLATED) as jar:
+            for cls in sorted(classes.rglob("*.class")):
+                jar.write(cls, cls.relative_to(classes).as_posix())
+        partial.replace(target)
+    return target
+
+
+def flink_lib() -> Path:
+    """The pip-installed Flink's jars (pyflink/lib)."""
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or not spec.submodule_search_locations:
+        raise SetupError("apache-flink is not installed here", hint="run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations))) / "lib"
 
 
 def kafka_libs() -> Path:

@@ -14,7 +14,7 @@ def java() -> str:
     if path is None:
         raise SetupError(
             "Java is not installed (no `java` on PATH)",
-            hint="install OpenJDK 17, e.g. `apt-get install openjdk-17-jre-headless`",
+            hint="install OpenJDK 17, e.g. `apt-get install openjdk-17-jdk-headless`",
         )
     out = subprocess.run([path, "-version"], capture_output=True, text=True).stderr
     m = re.search(r'version "(\d+)', out)
@@ -31,5 +31,15 @@ def maven() -> str:
         raise SetupError(
             "Maven is not installed (no `mvn` on PATH); it fetches the Kafka and connector jars",
             hint="install it, e.g. `apt-get install maven`",
+        )
+    return path
+
+
+def javac() -> str:
+    path = shutil.which("javac")
+    if path is None:
+        raise SetupError(
+            "the Java compiler is not installed (no `javac` on PATH); it builds rtml's Flink classes",
+            hint="install a JDK, e.g. `apt-get install openjdk-17-jdk-headless`",
         )
     return path

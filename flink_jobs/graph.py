@@ -16,7 +16,9 @@ dead letters and late events travel as tagged records on the main stream and onl
 stage has side outputs. With ``feature_order = "arrival"`` (the default) nothing on the
 scoring path needs watermarks: event time is read from the record's field, idle keys expire
 on processing-time timers, and the record's timestamp stays the Kafka append time (the
-end-to-end latency metric). ``"event-time"`` adds the timestamp assigner (one more stage).
+end-to-end latency metric). ``"event-time"`` reads the event time in the Kafka source (a JVM
+timestamp assigner, a watermark per partition: ``flink_jobs.event_time``) and keeps the last
+feature stage and the scoring apart.
 
 The monitors (fairness per window with late labels joined; drift per window with Evidently)
 read the scored stream in a one-job deployment or the scores topic as their own job, in
@@ -36,6 +38,7 @@ from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedStream, OutputTag, StreamExecutionEnvironment
 
 from flink_jobs import kafka_io
+from flink_jobs.event_time import json_field_watermarks
 from flink_jobs.options import RunOptions
 from flink_jobs.tags import (
     ALERTS,
@@ -137,19 +140,17 @@ def feature_stage(cfg: JobConfig, entity: Entity, first: bool) -> FeatureStage:
 
 def events_for_features(raw: DataStream, cfg: JobConfig, bounded: bool) -> DataStream:
     """Parse and validate events; dead letters stay on the stream as tagged records (so the
-    parser has one consumer and fuses with the first ``key_by``). Event-time feature order
-    adds the timestamp assigner (a Python stage of its own) for its watermarks.
+    parser has one consumer and fuses with the first ``key_by``).
 
-    Event-time order's watermarks have no idleness: its feature stages hold each event until
-    the watermark passes it, and Flink lets an idle input's downstream watermark run past
-    records still held upstream (measured: after a 30 s pause and a drain, a fairness window
-    lost one prediction this way). A quiet stream therefore holds its features back until
-    events come again, as event time means; and when the topic has fewer partitions than the
-    job has subtasks, the events are spread over every parser (a subtask without a
-    partition would hold the watermark back for good)."""
-    if _ordered(cfg) and not bounded and cfg.kafka.partitions < cfg.job.parallelism:
-        raw = raw.rebalance()
-    parsed = (
+    In event-time order ``raw`` carries the watermarks already: the events source makes them
+    per Kafka partition (``flink_jobs.event_time``; ``with_event_time`` for a stream from
+    elsewhere). They have no idleness: the feature stages hold each event until the watermark
+    passes it, and Flink lets an idle input's downstream watermark run past records still
+    held upstream (measured: after a 30 s pause and a drain, a fairness window lost one
+    prediction this way). A quiet partition therefore holds the features back until events
+    come again, as event time means."""
+    del bounded  # the parser is the same for a bounded replay
+    return (
         raw.process(
             ParseRecords(
                 partial(parse_event, schema=cfg.schema),
@@ -162,15 +163,12 @@ def events_for_features(raw: DataStream, cfg: JobConfig, bounded: bool) -> DataS
         .uid("parse-events")
         .name("parse and validate events")
     )
-    if not _ordered(cfg):
-        return parsed
-    return (
-        parsed.assign_timestamps_and_watermarks(
-            _watermarks(cfg, cfg.schema.event_time, bounded, idleness=False)
-        )
-        .uid("event-time")
-        .name("event time")
-    )
+
+
+def with_event_time(stream: DataStream, cfg: JobConfig) -> DataStream:
+    """Event-time order's watermarks on a stream of raw JSON records that did not come from
+    the events source (a test's collection): the JVM timestamp assigner, no Python stage."""
+    return stream.assign_timestamps_and_watermarks(json_field_watermarks(cfg))
 
 
 def middle_feature_stage(
@@ -233,6 +231,23 @@ def _source(
     return env.from_source(
         kafka_io.source(cfg, topic, bounded), WatermarkStrategy.no_watermarks(), f"{name} source"
     ).uid(f"source-{name}")
+
+
+def _events_source(env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bool) -> DataStream:
+    """The events topic. In event-time order the source makes the watermarks, per partition,
+    at as many subtasks as the topic has partitions (up to the job's parallelism): a subtask
+    without a partition would hold the watermark back for good; the parsers after it are
+    fed round-robin."""
+    if not _ordered(cfg):
+        return _source(env, cfg, cfg.kafka.topics.events, bounded, "events")
+    src = env.from_source(
+        kafka_io.source(cfg, cfg.kafka.topics.events, bounded),
+        json_field_watermarks(cfg),
+        "events source",
+    ).uid("source-events")
+    if cfg.kafka.partitions < cfg.job.parallelism:
+        src = src.set_parallelism(cfg.kafka.partitions)
+    return src
 
 
 def _parse_and_time(
@@ -314,7 +329,7 @@ def build(
 def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> DataStream:
     """The scoring path; returns the scored stream (read by the monitors of a one-job run)."""
     t = cfg.kafka.topics
-    raw = _source(env, cfg, t.events, opts.bounded, "events")
+    raw = _events_source(env, cfg, opts.bounded)
     if not _feature_entities(cfg):  # nothing keyed: parse, then score
         stream, dead = parse_events(raw, cfg, opts.bounded)
         _to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)

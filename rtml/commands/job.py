@@ -101,7 +101,7 @@ def _watch_scores(cfg: JobConfig, stop: threading.Event, expected: int | None) -
 
 def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None = None) -> float:
     """Run the job on an embedded MiniCluster in a child process; returns seconds taken."""
-    conn = jars.connector_jar()
+    conn = jars.job_jar()
     ensure_topics(cfg)
     log = _log_path("job")
     cmd = [sys.executable, "-m", "flink_jobs.job", *target.args(), "--jar", conn.resolve().as_uri()]
@@ -152,7 +152,7 @@ def submit(
 ) -> str:
     """Submit the job with `flink run` (the Python code shipped with -pyfs, the connector
     with --jarfile); optionally restore a savepoint, also at another parallelism."""
-    conn = jars.connector_jar()
+    conn = jars.job_jar()
     ensure_topics(cfg)
     host, _, port = jobmanager.partition(":")
     cluster = Cluster(rest_port=int(port or 8081))
@@ -216,13 +216,22 @@ def submit(
     return job_id
 
 
+FAILING_STATES = ("RESTARTING", "FAILING", "FAILED")
+
+
 def jobs_list(jobmanager: str) -> None:
-    jobs = FlinkRest(jobmanager).jobs()
+    """One line per job; a job that fails or restarts because of an error rtml raised on
+    purpose (an incompatible savepoint, say) gets the error's message, with what to do."""
+    rest = FlinkRest(jobmanager)
+    jobs = rest.jobs()
     if not jobs:
         say(f"no jobs on {jobmanager}")
     for j in jobs:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j["start-time"] / 1000))
         say(f"{j['jid']}  {j['state']:<10} {j['name']}  started {started}")
+        failure = rest.rtml_failure(j["jid"]) if j["state"] in FAILING_STATES else None
+        if failure:
+            say(f"    last failure: {failure}")
 
 
 def jobs_cancel(jobmanager: str, job_id: str) -> None:

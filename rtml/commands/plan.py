@@ -36,7 +36,7 @@ def job_plan(cfg: JobConfig, part: str) -> tuple[Plan, ModelChoice]:
         registry=str(paths.registry_dir()),
         workspace=str(paths.workspace_dir()),
         model_version=model.version,
-        jars=(jars.connector_jar().resolve().as_uri(),),
+        jars=(jars.job_jar().resolve().as_uri(),),
         part=part,
     )
     return parse_plan(explain.job_plan(cfg, opts, model_registered=model.registered)), model

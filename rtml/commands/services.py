@@ -16,11 +16,12 @@ from rtml.errors import ServiceError
 
 
 def setup() -> dict[str, Path]:
-    step("checking Java and Maven")
+    step("checking Java, its compiler and Maven")
     prereqs.java()
+    prereqs.javac()
     prereqs.maven()
-    step("fetching the Flink Kafka connector jar (Maven Central, once)")
-    conn = jars.connector_jar()
+    step("fetching the Flink Kafka connector jar (Maven Central, once) and adding rtml's classes")
+    conn = jars.job_jar()
     say(f"    {conn}")
     step("fetching the Kafka broker jars (Maven Central, once)")
     libs = jars.kafka_libs()

@@ -45,6 +45,26 @@ TIGHT = {
 }
 
 
+def _configuration():
+    """The MiniCluster's configuration: rtml's job jar (event-time order's timestamp assigner
+    runs in the JVM)."""
+    from pyflink.common import Configuration
+
+    from deploy import jars
+
+    conf = Configuration()
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("pipeline.jars", jars.job_jar().resolve().as_uri())
+    return conf
+
+
+def _timed(raw, cfg):
+    """Event-time order's watermarks, as the events source makes them from Kafka."""
+    from flink_jobs.graph import with_event_time
+
+    return with_event_time(raw, cfg) if cfg.job.feature_order == "event-time" else raw
+
+
 @pytest.mark.parametrize(
     "bounded,tight,order",
     [
@@ -61,7 +81,7 @@ def test_flink_features_equal_offline_replay(cfg, bounded, tight, order):
     once dropped the assigner and the job ran on Kafka append times)."""
     from dataclasses import replace
 
-    from pyflink.common import Configuration, Types
+    from pyflink.common import Types
     from pyflink.datastream import StreamExecutionEnvironment
 
     from flink_jobs.graph import add_features, events_for_features
@@ -69,15 +89,14 @@ def test_flink_features_equal_offline_replay(cfg, bounded, tight, order):
     from udfs.flink.records import to_json_nan_safe
 
     raws, events, n_bad = scenario_records()
-    conf = Configuration()
-    conf.set_string("python.executable", sys.executable)
+    conf = _configuration()
     if tight:
         for k, v in TIGHT.items():
             conf.set_string(k, v)
     cfg = replace(cfg, job=replace(cfg.job, feature_order=order))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
-    raw = env.from_collection(raws, type_info=Types.STRING())
+    raw = _timed(env.from_collection(raws, type_info=Types.STRING()), cfg)
     enriched, late, dead = add_features(events_for_features(raw, cfg, bounded), cfg)
     out = enriched.map(to_json_nan_safe, output_type=Types.STRING())
     tagged = out.map(lambda s: "E" + s, output_type=Types.STRING()).union(
@@ -142,14 +161,13 @@ def dense_records():
 def _event_time_features(cfg, raws, parallelism: int) -> tuple[dict, int]:
     from dataclasses import replace
 
-    from pyflink.common import Configuration, Types
+    from pyflink.common import Types
     from pyflink.datastream import StreamExecutionEnvironment
 
     from flink_jobs.graph import add_features, events_for_features
     from udfs.flink.records import to_json_nan_safe
 
-    conf = Configuration()
-    conf.set_string("python.executable", sys.executable)
+    conf = _configuration()
     conf.set_string("taskmanager.numberOfTaskSlots", str(parallelism))
     # watermarks every 20 ms and small bundles: the run lasts seconds, so the watermark
     # passes the events in many steps while they are still arriving
@@ -159,7 +177,7 @@ def _event_time_features(cfg, raws, parallelism: int) -> tuple[dict, int]:
     cfg = replace(cfg, job=replace(cfg.job, feature_order="event-time"))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(parallelism)
-    raw = env.from_collection(raws, type_info=Types.STRING())  # one source, spread over parsers
+    raw = _timed(env.from_collection(raws, type_info=Types.STRING()), cfg)  # spread over parsers
     enriched, late, dead = add_features(events_for_features(raw, cfg, False), cfg)
     out = enriched.map(to_json_nan_safe, output_type=Types.STRING()).union(
         dead.map(lambda s: "D", output_type=Types.STRING()),

@@ -51,9 +51,9 @@ def test_one_entity_scoring_runs_two_python_stages(fresh_home):
     "args, part, stages",
     [
         (["--part", "floor"], "floor", 2),
-        # event-time order: two more, its timestamp assigner, and the scoring apart from the
-        # last feature stage (a broadcast operator of its own)
-        (["--feature-order", "event-time"], "scoring", 5),
+        # event-time order: one more, the scoring apart from the last feature stage (a
+        # broadcast operator of its own); its timestamps are read in the JVM source
+        (["--feature-order", "event-time"], "scoring", 4),
     ],
 )
 def test_plan_json_on_the_command_line(fresh_home, args, part, stages):

@@ -1,11 +1,11 @@
 """Operating the job on a real session cluster (two TaskManagers): parallelism 2 gives the
-same results as parallelism 1; stop with a savepoint mid-stream and resume at parallelism 2
-gives the same results as an uninterrupted run; the job's metrics reach the REST API and
+same results as parallelism 1; stops with a savepoint mid-stream and resumes at parallelism
+2, then 1 again (1 -> 2 -> 1) give the same results as an uninterrupted run; the job's metrics reach the REST API and
 the Prometheus reporter.
 
 Compared per event: score, model version and every model input (the features); per window:
 the final fairness report and the drift verdict with every column's score. The scaled and
-resumed runs use ``feature_order = "event-time"`` (features applied in event-time order once
+rescaled runs use ``feature_order = "event-time"`` (features applied in event-time order once
 the watermark passes); the reference applies them on arrival at parallelism 1.
 """
 
@@ -179,32 +179,40 @@ def _events_in(rest: FlinkRest, job_id: str) -> int:
     return _records_in(rest, job_id, "events")
 
 
-# in `make test-slow` (minutes: a stop, a resume, a drain after every label is read), to keep
-# `make test` within its time budget; it passes since event-time order's watermarks have no
-# idleness (docs/latency.md, "Idle inputs and event-time order")
+# (parallelism, state backend) of each leg: scaled out onto RocksDB and back
+RESCALE_LEGS = [(1, None), (2, "rocksdb"), (1, None)]
+RESCALE_CUTS = (0.35, 0.7)  # where the stream stands at each stop, as a share of its records
+
+
+# in `make test-slow` (minutes: two stops, three starts, a drain after every label is read),
+# to keep `make test` within its time budget; it passes since event-time order's watermarks
+# have no idleness (docs/latency.md, "Idle inputs and event-time order")
 @pytest.mark.slow
-def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_uninterrupted(
+def test_rescale_1_2_1_from_savepoints_equals_uninterrupted(
     cfg, broker, model, cluster, uninterrupted
 ):
-    """The stream goes on while the job is down: the job reads the first 40% of the events
-    (and the labels that have arrived by then), stops with a savepoint, the rest arrives,
-    and the job resumes from the savepoint at parallelism 2 on RocksDB. At the end it is
+    """The stream goes on while the job is down: the job reads the first 35% of the events
+    (and the labels that have arrived by then) at parallelism 1, stops with a savepoint, the
+    next 35% arrive, and it resumes from the savepoint at parallelism 2 on RocksDB; stopped
+    again with a savepoint, it resumes at parallelism 1 for the rest. At the end it is
     stopped with ``drain`` (the end of the stream: every open window fires, as at the end of
-    the bounded reference run)."""
+    the bounded reference run). Event-time order: every score, feature, fairness report and
+    drift verdict equals the uninterrupted run's."""
     produced, ref = uninterrupted
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("op3.")
     sc = generate(_scenario())
     raw = list(sc.raw_events())
-    cut = int(len(raw) * 0.4)
     valid = {json.dumps(e) for e in sc.events}
-    cut_time = max(json.loads(r)["event_time"] for r in raw[:cut] if r in valid)
+    cuts = [0, *(int(len(raw) * f) for f in RESCALE_CUTS), len(raw)]
+    labels = [json.dumps(lab) for lab in sc.labels]
+
+    def labels_arrived(n_raw: int) -> int:
+        cut_time = max(json.loads(r)["event_time"] for r in raw[:n_raw] if r in valid)
+        return sum(1 for lab in sc.labels if lab["label_time"] <= cut_time)
+
+    label_cuts = [0, *(labels_arrived(n) for n in cuts[1:-1]), len(labels)]
     ensure_topics(c)
     t = c.kafka.topics
-    labels = [json.dumps(lab) for lab in sc.labels]
-    n_early_labels = sum(1 for lab in sc.labels if lab["label_time"] <= cut_time)
-    produce(c, t.events, raw[:cut])
-    produce(c, t.labels, labels[:n_early_labels])
-
     target = JobTarget(
         Path(DEMO_CONFIG),
         bootstrap=broker.bootstrap,
@@ -213,58 +221,50 @@ def test_stop_with_savepoint_and_resume_at_parallelism_2_on_rocksdb_equals_unint
         feature_order="event-time",
     )
     rest = FlinkRest(cluster.address)
-    job_id = submit(c, target, cluster.address, detached=True)
-    rest.wait_for_state(job_id, {"RUNNING"}, 120)
-    wait_for(lambda: _events_in(rest, job_id) >= cut, 240, f"the job to read {cut} events")
-    assert _events_in(rest, job_id) == cut
-    wait_for(
-        lambda: _records_in(rest, job_id, "labels") >= n_early_labels,
-        240,
-        f"the job to read {n_early_labels} labels",
-    )
-
-    savepoint = jobs_stop(cluster.address, job_id, None)
-    assert rest.job(job_id)["state"] == "FINISHED"
-    assert Path(savepoint.removeprefix("file:")).exists()
-    done_before = len(read_topic(c, t.scores))
-    assert 0 < done_before < produced.valid, "the stop should come mid-stream"
-
-    # the rest of the stream arrives while the job is down
-    produce(c, t.events, raw[cut:])
-    produce(c, t.labels, labels[n_early_labels:])
-
-    # resume at parallelism 2, and on RocksDB (a canonical savepoint restores on any backend)
-    resumed = submit(
-        c,
-        replace(target, parallelism=2, state_backend="rocksdb"),
-        cluster.address,
-        detached=True,
-        from_savepoint=savepoint,
-    )
-    try:
-        rest.wait_for_state(resumed, {"RUNNING"}, 120)
-        backend = rest.get(f"/jobs/{resumed}/checkpoints/config")["state_backend"]
-        assert "rocksdb" in backend.lower(), backend
-        assert max(v["parallelism"] for v in rest.job(resumed)["vertices"]) == 2
-        wait_for(
-            lambda: _events_in(rest, resumed) >= len(raw) - cut,
-            240,
-            f"the resumed job to read the other {len(raw) - cut} events",
-        )
-        assert _events_in(rest, resumed) == len(raw) - cut
-        # a drain stops the sources where they are: the labels must all be read too (under load
-        # the labels' reader can trail the events', back-pressured by the fairness operator)
-        late_labels = len(labels) - n_early_labels
-        wait_for(
-            lambda: _records_in(rest, resumed, "labels") >= late_labels,
-            600,  # measured: the labels' reader finished minutes after the events' one
-            f"the resumed job to read the other {late_labels} labels",
-        )
-        jobs_stop(cluster.address, resumed, None, drain=True)
-    finally:  # a job left running would hold the slots the next tests need
-        if rest.job(resumed)["state"] == "RUNNING":
-            rest.cancel(resumed)
-    assert rest.job(resumed)["state"] == "FINISHED"
+    savepoint: str | None = None
+    for leg, (parallelism, backend) in enumerate(RESCALE_LEGS):
+        last = leg == len(RESCALE_LEGS) - 1
+        # this leg's share of the stream arrives while the job is down
+        produce(c, t.events, raw[cuts[leg] : cuts[leg + 1]])
+        produce(c, t.labels, labels[label_cuts[leg] : label_cuts[leg + 1]])
+        leg_target = replace(target, parallelism=parallelism)
+        if backend:
+            leg_target = replace(leg_target, state_backend=backend)
+        job = submit(c, leg_target, cluster.address, detached=True, from_savepoint=savepoint)
+        try:
+            rest.wait_for_state(job, {"RUNNING"}, 120)
+            assert max(v["parallelism"] for v in rest.job(job)["vertices"]) == parallelism
+            if backend:
+                used = rest.get(f"/jobs/{job}/checkpoints/config")["state_backend"]
+                assert backend in used.lower(), used
+            n_events = cuts[leg + 1] - cuts[leg]
+            wait_for(
+                lambda j=job, n=n_events: _events_in(rest, j) >= n,
+                240,
+                f"leg {leg + 1}'s {n_events} events read",
+            )
+            assert _events_in(rest, job) == n_events
+            # a stop ends the sources where they are: the labels must all be read too (under
+            # load the labels' reader can trail the events', back-pressured by the fairness
+            # operator; measured: minutes after the events' one)
+            n_labels = label_cuts[leg + 1] - label_cuts[leg]
+            wait_for(
+                lambda j=job, n=n_labels: _records_in(rest, j, "labels") >= n,
+                600,
+                f"leg {leg + 1}'s {n_labels} labels read",
+            )
+            if last:
+                jobs_stop(cluster.address, job, None, drain=True)
+            else:
+                savepoint = jobs_stop(cluster.address, job, None)
+                assert Path(savepoint.removeprefix("file:")).exists()
+        finally:  # a job left running would hold the slots the next tests need
+            if rest.job(job)["state"] == "RUNNING":
+                rest.cancel(job)
+        assert rest.job(job)["state"] == "FINISHED"
+        if not last:
+            done = len(read_topic(c, t.scores))
+            assert 0 < done < produced.valid, "each stop should come mid-stream"
 
     got = _results(c)
     assert got["n_scores"] == produced.valid  # nothing lost, nothing scored twice

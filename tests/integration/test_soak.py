@@ -119,6 +119,16 @@ class Sampler:
                 continue
         return jvm, py
 
+    def _largest_key(self) -> dict[str, int]:
+        """The feature stages' gauges of their largest key (a hot merchant's waiting events
+        and stored bytes), at their maximum over the subtasks, by metric name."""
+        out: dict[str, int] = {}
+        for metrics in self.rest.operator_metrics(self.job, "_largest_key").values():
+            for name, value in metrics.items():
+                stage = name.split(".rtml.")[0].split("features_by_")[-1][:40]
+                out[f"{stage}.{name.rsplit('.', 1)[-1]}"] = int(value)
+        return out
+
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_S):
             s: dict = {"t": round(time.monotonic() - self.t0, 1)}
@@ -130,6 +140,7 @@ class Sampler:
                     checkpoint_ms=cp.get("end_to_end_duration"),
                     restarts=self.rest.restarts(self.job),
                 )
+                s["largest_key"] = self._largest_key()
             except Exception as e:  # the REST API is the JobManager's: up through every fault
                 s["error"] = str(e)[:200]
             s["jvm_rss"], s["python_rss"] = self._memory()

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.job import JobTarget, jobs_stop, submit
+from rtml.commands.job import JobTarget, jobs_list, jobs_stop, submit
 from rtml.kafka_client import end_offsets, ensure_topics, produce, read_topic
 from rtml.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
@@ -117,3 +118,63 @@ def test_savepoint_of_an_earlier_graph_restores_feature_state(
             if not (math.isnan(w) and math.isnan(have)) and abs(w - have) > 1e-9 * max(1, abs(w)):
                 mismatches.append((s["event_id"], name, w, have))
     assert not mismatches, mismatches[:10]
+
+
+# the per-key feature state's snapshot starts with its layout version (EntityFeatures)
+COMPATIBLE_LAYOUT = b'{"v":1,'
+INCOMPATIBLE_LAYOUT = b'{"v":9,'  # same length: the savepoint's framing stays intact
+
+
+def test_savepoint_whose_layout_is_marked_incompatible_is_refused_with_what_to_do(
+    cfg, broker, model, cluster, tmp_path, capsys
+):
+    """A savepoint whose feature state says a layout version this rtml does not read (as a
+    later rtml would write one) restores into no key's features: the job fails on the first
+    such key with the error's message, and ``rtml jobs list`` shows it, with what to do. The
+    fixture is the one-job savepoint of 27d7d54 (which test above restores intact in its
+    scoring-only form), its every feature snapshot re-marked."""
+    fixture = FIXTURES / "all-27d7d54"
+    meta = json.loads((fixture / "FIXTURE.json").read_text())
+    savepoint = tmp_path / fixture.name
+    shutil.copytree(fixture, savepoint)
+    marked = 0
+    for f in savepoint.iterdir():
+        data = f.read_bytes()
+        marked += data.count(COMPATIBLE_LAYOUT)
+        f.write_bytes(data.replace(COMPATIBLE_LAYOUT, INCOMPATIBLE_LAYOUT))
+    assert marked > 100, "the fixture should hold the feature state of many keys"
+
+    c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix(meta["topic_prefix"])
+    ensure_topics(c)
+    t = c.kafka.topics
+    assert end_offsets(c, [t.events])[t.events] == 0, "the fixture's topics must start empty"
+    produce(c, t.events, list(generate(scenario()).raw_events()))
+    target = JobTarget(
+        Path(DEMO_CONFIG),
+        bootstrap=broker.bootstrap,
+        topic_prefix=meta["topic_prefix"],
+        part="scoring",
+    )
+    rest = FlinkRest(cluster.address)
+    job_id = submit(
+        c,
+        target,
+        cluster.address,
+        detached=True,
+        from_savepoint=str(savepoint),
+        allow_non_restored_state=True,
+    )
+    try:
+        wait_for(lambda: rest.rtml_failure(job_id) is not None, 240, "the job to refuse the state")
+        capsys.readouterr()
+        jobs_list(cluster.address)
+        listed = capsys.readouterr().out
+    finally:
+        rest.cancel(job_id)
+    failure = rest.rtml_failure(job_id)
+    assert failure.startswith("StateVersionError: per-key feature state has layout version 9")
+    assert "restore from a savepoint taken by a compatible rtml" in failure
+    assert f"last failure: {failure}" in listed
+    # no event was scored with state the job could not read (exactly-once: no checkpoint
+    # completed, so no score was committed)
+    assert read_topic(c, t.scores) == []

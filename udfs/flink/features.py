@@ -18,6 +18,7 @@ and a record emitted from a timer carries the timer's timestamp.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,7 @@ from udfs.features.stored import StoredFeatures
 from udfs.flink import bundle_sampler, state_writes
 from udfs.flink.metrics import counters, gauges
 from udfs.flink.records import is_tagged, tagged, to_json_nan_safe
+from udfs.recent import RecentMax
 from udfs.validation import dead_letter
 
 DAY_MS = 86_400_000
@@ -42,6 +44,8 @@ DAY_MS = 86_400_000
 # granule, a thirtieth of the TTL, between a second and a day
 MIN_GRANULE_MS = 1_000
 LARGEST_WINDOW_S = 10.0
+# a key's stored bytes are measured (pickled, as Flink stores them) at most this often
+STATE_SAMPLE_S = 1.0
 
 
 def expiry_granule_ms(ttl_ms: int) -> int:
@@ -118,10 +122,16 @@ class FeatureStage:
             runtime_context, "late_events", "duplicates", "keys_expired", "behind_watermark"
         )
         # event-time order: the largest buffer of any key at an event's arrival, over about
-        # the last LARGEST_WINDOW_S (a hot key's buffer stays bounded by the watermark's lag)
-        self.largest_waiting, self.largest_at = 0, 0.0
+        # the last LARGEST_WINDOW_S (a hot key's buffer stays bounded by the watermark's lag);
+        # the largest stored state (bytes) of the keys sampled once a second: a hot key is
+        # sampled in proportion to its share of the events
+        self.largest_waiting = RecentMax(LARGEST_WINDOW_S)
+        self.largest_bytes = RecentMax(LARGEST_WINDOW_S)
+        self.sampled_at = 0.0
+        largest = {"state_bytes_largest_key": lambda: self.largest_bytes.value}
         if self.ordered:
-            gauges(runtime_context, {"waiting_events_largest_key": lambda: self.largest_waiting})
+            largest["waiting_events_largest_key"] = lambda: self.largest_waiting.value
+        gauges(runtime_context, largest)
         # arrival order's event clock: the newest event time this subtask has seen. Lost on
         # a restart, it only starts again from the next event (expiry waits, nothing else).
         self.clock = 0
@@ -182,9 +192,14 @@ class FeatureStage:
         if timer is not None:
             ctx.timer_service().register_event_time_timer(timer)
         self.state.update(stored)
-        n, now = len(stored.pending), time.monotonic()
-        if n >= self.largest_waiting or now - self.largest_at > LARGEST_WINDOW_S:
-            self.largest_waiting, self.largest_at = n, now
+        now = time.monotonic()
+        self.largest_waiting.offer(len(stored.pending), now)
+        self._sample_bytes(stored, now)
+
+    def _sample_bytes(self, stored: StoredFeatures, now: float) -> None:
+        if now - self.sampled_at >= STATE_SAMPLE_S:
+            self.sampled_at = now
+            self.largest_bytes.offer(len(pickle.dumps(stored)), now)
 
     def _apply(self, st: EntityFeatures | None, ts: int, value: dict, ctx) -> tuple:
         """Apply one event to the key's state; returns (state, records to emit)."""
@@ -238,6 +253,7 @@ class FeatureStage:
                 timers.register_processing_time_timer(timer)
                 stored.timer = timer
         self.state.update(stored)
+        self._sample_bytes(stored, time.monotonic())
 
     def _event_time_expiry(self, st: EntityFeatures) -> int | None:
         if st.newest_ts is None:
