@@ -15,8 +15,8 @@ from __future__ import annotations
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
-from flink_jobs.graph import RECORD, _source, _to_topic, parse_events, score_to_topic
 from flink_jobs.options import RunOptions
+from flink_jobs.stages import RECORD, parse_events, score_to_topic, source, to_topic
 from rtml.config import JobConfig
 from udfs.flink.baselines import KeyedPassThrough, NaiveEntityFeatures, RawJsonKey
 from udfs.flink.records import FieldKey
@@ -24,7 +24,7 @@ from udfs.flink.records import FieldKey
 
 def build_baseline(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
     t = cfg.kafka.topics
-    raw = _source(env, cfg, t.events, opts.bounded, "events")
+    raw = source(env, cfg, t.events, opts.bounded, "events")
     first_key = cfg.schema.entities[0].key
     if opts.part == "floor":
         out = (
@@ -33,7 +33,7 @@ def build_baseline(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOpt
             .uid("floor")
             .name(f"empty keyed function by {first_key}")
         )
-        _to_topic(cfg, out, t.scores, "scores", opts.part)
+        to_topic(cfg, out, t.scores, "scores", opts.part)
         return
     stream, dead = parse_events(raw, cfg, opts.bounded)
     for entity in cfg.schema.entities:
@@ -49,4 +49,4 @@ def build_baseline(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOpt
             .name(f"naive features by {entity.key}")
         )
     score_to_topic(env, stream, cfg, opts)
-    _to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
+    to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)

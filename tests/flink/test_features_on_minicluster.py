@@ -60,7 +60,7 @@ def _configuration():
 
 def _timed(raw, cfg):
     """Event-time order's watermarks, as the events source makes them from Kafka."""
-    from flink_jobs.graph import with_event_time
+    from flink_jobs.stages import with_event_time
 
     return with_event_time(raw, cfg) if cfg.job.feature_order == "event-time" else raw
 
@@ -84,7 +84,7 @@ def test_flink_features_equal_offline_replay(cfg, bounded, tight, order):
     from pyflink.common import Types
     from pyflink.datastream import StreamExecutionEnvironment
 
-    from flink_jobs.graph import add_features, events_for_features
+    from flink_jobs.stages import add_features, events_for_features
     from udfs.features.offline import FeatureReplay
     from udfs.flink.records import to_json_nan_safe
 
@@ -164,7 +164,7 @@ def _event_time_features(cfg, raws, parallelism: int) -> tuple[dict, int]:
     from pyflink.common import Types
     from pyflink.datastream import StreamExecutionEnvironment
 
-    from flink_jobs.graph import add_features, events_for_features
+    from flink_jobs.stages import add_features, events_for_features
     from udfs.flink.records import to_json_nan_safe
 
     conf = _configuration()

@@ -105,10 +105,10 @@ def test_a_second_consumer_of_a_middle_stage_costs_stages(fresh_home, monkeypatc
     """The count comes from Flink's plan, not from rtml: reading a side output of the
     account stage (as the graph did before the fusion) breaks the fusion with the merchant
     key selector, and PyFlink's get_side_output adds its identity map: the count rises."""
-    from flink_jobs import graph
+    from flink_jobs import stages
     from flink_jobs.tags import LATE_EVENTS
 
-    middle = graph.middle_feature_stage
+    middle = stages.middle_feature_stage
 
     def with_side_output(stream, cfg, entity, first):
         out = middle(stream, cfg, entity, first)
@@ -116,5 +116,5 @@ def test_a_second_consumer_of_a_middle_stage_costs_stages(fresh_home, monkeypatc
         return out
 
     assert planned("cards.toml", "scoring").python_stages == 3
-    monkeypatch.setattr(graph, "middle_feature_stage", with_side_output)
+    monkeypatch.setattr(stages, "middle_feature_stage", with_side_output)
     assert planned("cards.toml", "scoring").python_stages == 5
