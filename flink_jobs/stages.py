@@ -110,6 +110,7 @@ def feature_stage(cfg: JobConfig, entity: Entity, first: bool) -> FeatureStage:
         time_field=cfg.schema.event_time,
         out_of_orderness_ms=cfg.schema.max_out_of_orderness_ms,
         source=cfg.kafka.topics.events,
+        pipelined_state_writes=cfg.job.pipelined_state_writes,
     )
 
 

@@ -174,6 +174,9 @@ class JobSettings:
     # until the watermark passes it, then applies events in (time, id) order: identical
     # features at any parallelism and through catch-ups, at the cost of the watermark delay.
     feature_order: str = "arrival"
+    # rtml's bundle-end state writes (udfs/flink/state_writes.py: every key's write sent before
+    # any is awaited); false keeps PyFlink's own commit, one round trip per key
+    pipelined_state_writes: bool = True
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,17 @@ def _int(sec: dict, key: str, default: int) -> int:
     return v
 
 
+def _bool(sec: dict, key: str, default: bool) -> bool:
+    """A true/false setting; anything else is a one-line error naming the key."""
+    v = sec.get(key, default)
+    if not isinstance(v, bool):
+        raise ConfigError(
+            f"{key} = {v!r} is not true or false",
+            hint=f"write {key} = {str(default).lower()} (a TOML boolean, no quotes)",
+        )
+    return v
+
+
 def _req(sec: dict, key: str, where: str) -> Any:
     if key not in sec:
         raise ConfigError(f"{where}: missing key '{key}'", hint=f"add {key} = ... under {where}")
@@ -304,6 +318,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         ),
         python_workers=_int(j, "python_workers", 1),
         feature_order=str(j.get("feature_order", "arrival")),
+        pipelined_state_writes=_bool(j, "pipelined_state_writes", True),
     )
     if job.feature_order not in ("arrival", "event-time"):
         raise ConfigError(

@@ -66,19 +66,26 @@ def _timed(raw, cfg):
 
 
 @pytest.mark.parametrize(
-    "bounded,tight,order",
+    "bounded,tight,order,pipelined",
     [
-        (True, False, "arrival"),
-        (True, True, "arrival"),
-        (True, False, "event-time"),
-        (False, False, "event-time"),
+        (True, False, "arrival", True),
+        (True, True, "arrival", True),
+        (True, True, "arrival", False),
+        (True, False, "event-time", True),
+        (False, False, "event-time", True),
     ],
-    ids=["arrival", "arrival-small-bundles", "event-time-bounded", "event-time-unbounded"],
+    ids=[
+        "arrival",
+        "arrival-small-bundles",
+        "arrival-small-bundles-pyflink-commit",
+        "event-time-bounded",
+        "event-time-unbounded",
+    ],
 )
-def test_flink_features_equal_offline_replay(cfg, bounded, tight, order):
-    """Unbounded jobs add idleness detection to the watermark strategy: in event-time order
-    the records must still be timed by their event-time field (PyFlink's ``with_idleness``
-    once dropped the assigner and the job ran on Kafka append times)."""
+def test_flink_features_equal_offline_replay(cfg, bounded, tight, order, pipelined):
+    """In event-time order the records are timed by their event-time field, bounded or not.
+    ``pipelined`` off: PyFlink's own bundle-end state writes (``[job]
+    pipelined_state_writes = false``), with state written back nearly every event."""
     from dataclasses import replace
 
     from pyflink.common import Types
@@ -93,7 +100,7 @@ def test_flink_features_equal_offline_replay(cfg, bounded, tight, order):
     if tight:
         for k, v in TIGHT.items():
             conf.set_string(k, v)
-    cfg = replace(cfg, job=replace(cfg.job, feature_order=order))
+    cfg = replace(cfg, job=replace(cfg.job, feature_order=order, pipelined_state_writes=pipelined))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     raw = _timed(env.from_collection(raws, type_info=Types.STRING()), cfg)

@@ -18,6 +18,7 @@ from udfs.validation import parse_timestamp
 
 pytestmark = pytest.mark.flink
 
+
 @pytest.fixture(scope="module")
 def assigner(cfg):
     from pyflink.common import Configuration

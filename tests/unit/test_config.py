@@ -48,6 +48,10 @@ def test_durations(text, ms):
     [
         (lambda r: r["job"].update(delivery="twice"), "exactly-once"),
         (
+            lambda r: r["job"].update(pipelined_state_writes="yes"),
+            "pipelined_state_writes = 'yes' is not true or false",
+        ),
+        (
             lambda r: r["features"].append(
                 {"entity": "planet", "aggregations": ["count"], "windows": ["1h"]}
             ),

@@ -109,6 +109,7 @@ def pyflinks_own_methods_afterwards():
         for n, f in original.items():
             setattr(RemoteKeyedStateBackend, n, f)
         state_writes._installed = False
+        state_writes._originals.clear()
 
 
 def test_installed_only_on_the_checked_pyflink_release():
@@ -120,6 +121,45 @@ def test_installed_only_on_the_checked_pyflink_release():
         assert installed == __version__.startswith(state_writes.CHECKED_PYFLINK)
         if installed:
             assert RemoteKeyedStateBackend.commit is state_writes.pipelined_commit
+
+
+def test_every_private_name_it_relies_on_is_there_on_this_release():
+    assert state_writes.missing() == []
+
+
+def test_a_release_without_one_of_them_keeps_pyflinks_commit(monkeypatch):
+    """Plant the absence of one private method and of one constructor attribute."""
+    from apache_beam.runners.worker.bundle_processor import SynchronousBagRuntimeState
+    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
+
+    monkeypatch.delattr(RemoteKeyedStateBackend, "commit_internal_state")
+    monkeypatch.setattr(
+        state_writes,
+        "_set_in_init",
+        lambda cls: (
+            {"_cleared"}
+            if cls is SynchronousBagRuntimeState
+            else {"_internal_state_cache", "_all_states"}
+        ),
+    )
+    absent = state_writes.missing()
+    assert "RemoteKeyedStateBackend.commit_internal_state" in absent
+    assert "SynchronousBagRuntimeState()._added_elements" in absent
+    with pyflinks_own_methods_afterwards() as original:
+        assert state_writes.install() is False
+        assert RemoteKeyedStateBackend.commit is original["commit"]
+
+
+def test_switched_off_puts_pyflinks_own_methods_back():
+    from pyflink.fn_execution.state_impl import RemoteKeyedStateBackend
+
+    with pyflinks_own_methods_afterwards() as original:
+        assert state_writes.use(True)
+        assert RemoteKeyedStateBackend.commit is state_writes.pipelined_commit
+        assert state_writes.use(False) is False
+        assert {n: getattr(RemoteKeyedStateBackend, n) for n in state_writes.PATCHED} == original
+        assert state_writes.use(True)  # and on again
+        assert RemoteKeyedStateBackend.commit is state_writes.pipelined_commit
 
 
 class StoreHandler:

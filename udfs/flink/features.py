@@ -93,6 +93,7 @@ class FeatureStage:
         time_field: str,
         out_of_orderness_ms: int,
         source: str,
+        pipelined_state_writes: bool = True,
     ) -> None:
         self.entity = entity
         self.features = features
@@ -104,10 +105,11 @@ class FeatureStage:
         self.time_field = time_field
         self.out_of_orderness_ms = out_of_orderness_ms
         self.source = source
+        self.pipelined_state_writes = pipelined_state_writes
         self.granule_ms = expiry_granule_ms(features.ttl_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        state_writes.install()
+        state_writes.use(self.pipelined_state_writes)
         bundle_sampler.install()
         # the live EntityFeatures between events; its snapshot() bytes when Flink serializes it
         self.state = runtime_context.get_state(

@@ -27,6 +27,11 @@ user code can have changed since the last commit (a state is reached only throug
 ``cache_internal_state`` moves into the cache when the key changes: all three are
 recorded). The first commit of a backend still walks the whole cache, as PyFlink does.
 ``tests/unit/test_state_writes.py`` checks it against PyFlink's commit on random runs.
+
+It is switchable (``[job] pipelined_state_writes = false`` keeps PyFlink's commit: ``use``)
+and probed: before patching, ``missing()`` looks for every private name it relies on, in
+PyFlink's and Beam's classes and in the attributes their constructors set, and a release
+without one keeps PyFlink's commit, with a warning.
 """
 
 from __future__ import annotations
@@ -138,9 +143,65 @@ def pipelined_commit(backend) -> None:
     _await(futures)
 
 
+# the private names pipelined_commit and the trackers use: methods of the two classes, and
+# attributes their constructors set on each instance
+NEEDED_METHODS = {
+    RemoteKeyedStateBackend: (*PATCHED, "commit_internal_state"),
+    SynchronousBagRuntimeState: (),
+}
+NEEDED_ATTRIBUTES = {
+    RemoteKeyedStateBackend: ("_internal_state_cache", "_all_states"),
+    SynchronousBagRuntimeState: (
+        "_cleared",
+        "_added_elements",
+        "_state_handler",
+        "_state_key",
+        "_value_coder",
+    ),
+}
+_originals: dict[str, object] = {}
+
+
+def _set_in_init(cls: type) -> set[str]:
+    """The attribute names a class's constructor stores on ``self``."""
+    code = getattr(cls.__init__, "__code__", None)
+    return set(code.co_names) if code is not None else set()
+
+
+def missing() -> list[str]:
+    """The private names this module relies on that this PyFlink/Beam release lacks."""
+    out = []
+    for cls, names in NEEDED_METHODS.items():
+        out += [f"{cls.__name__}.{n}" for n in names if not callable(getattr(cls, n, None))]
+    for cls, names in NEEDED_ATTRIBUTES.items():
+        have = _set_in_init(cls)
+        out += [f"{cls.__name__}().{n}" for n in names if n not in have]
+    return out
+
+
+def use(enabled: bool) -> bool:
+    """``[job] pipelined_state_writes``: install the pipelined commit in this Python worker,
+    or put PyFlink's own back (a worker can run in the test process, across jobs); returns
+    whether it is in use."""
+    if enabled:
+        return install()
+    uninstall()
+    return False
+
+
+def uninstall() -> None:
+    """PyFlink's own commit and getters again, as before ``install``."""
+    global _installed
+    for name, original in _originals.items():
+        setattr(RemoteKeyedStateBackend, name, original)
+    _originals.clear()
+    _installed = False
+
+
 def install() -> bool:
     """Use ``pipelined_commit`` in this Python worker; returns whether it is in use. On other
-    PyFlink releases PyFlink's own commit stays (slower, equally correct)."""
+    PyFlink releases, or one without a private name it relies on, PyFlink's own commit stays
+    (slower, equally correct)."""
     global _installed
     if _installed:
         return True
@@ -154,6 +215,16 @@ def install() -> bool:
             CHECKED_PYFLINK,
         )
         return False
+    absent = missing()
+    if absent:
+        log.warning(
+            "rtml: PyFlink %s lacks %s, which the pipelined state writes rely on; keeping "
+            "its own commit",
+            __version__,
+            ", ".join(absent),
+        )
+        return False
+    _originals.update({n: getattr(RemoteKeyedStateBackend, n) for n in PATCHED})
     RemoteKeyedStateBackend._get_internal_bag_state = _tracking(
         RemoteKeyedStateBackend._get_internal_bag_state
     )
