@@ -48,9 +48,15 @@ BROKER_EVENTS = 20_000
 BROKER_DOWN_S = 15
 
 
-def _drain_once_consumed(c, cluster, job: str, n_events: int) -> int:
+# rtml's counters of events applied out of order (since the job's last restart: Flink's
+# metrics start again with each attempt), recorded with the figures
+ORDER_COUNTERS = ("behind_watermark", "late_events")
+
+
+def _drain_once_consumed(c, cluster, job: str, n_events: int) -> tuple[int, dict]:
     """Wait until the job has consumed and checkpointed every event, then stop it with
-    ``drain`` (its last transaction committed); returns how often it restarted."""
+    ``drain`` (its last transaction committed); returns how often it restarted, and the
+    feature stages' ``ORDER_COUNTERS`` since the last restart."""
     topic = c.kafka.topics.events
     wait_for(
         lambda: committed_offsets(c, [topic])[topic] >= n_events,
@@ -59,8 +65,15 @@ def _drain_once_consumed(c, cluster, job: str, n_events: int) -> int:
         every=2,
     )
     restarts = cluster.rest.restarts(job)
+    counted = {
+        f"{op.split(' ')[2] if op.startswith('features by') else op}.{name}": int(v)
+        for op, metrics in cluster.rest.operator_metrics(job, ".rtml.").items()
+        for m, v in metrics.items()
+        for name in ORDER_COUNTERS
+        if m.endswith(f".rtml.{name}")
+    }
     jobs_stop(cluster.address, job, None, drain=True)
-    return restarts
+    return restarts, counted
 
 
 @pytest.mark.parametrize("order,parallelism", KILL_RUNS, ids=[f"{o}-p{p}" for o, p in KILL_RUNS])
@@ -103,18 +116,24 @@ def test_kill_9_taskmanagers_three_times_loses_and_duplicates_nothing(
                 lambda r=restarts: running_again(rest, job, r), 300, f"recovery from kill {k + 1}"
             )
             cluster.add_taskmanager()
-        restarts = _drain_once_consumed(c, cluster, job, len(events))
+        restarts, counted = _drain_once_consumed(c, cluster, job, len(events))
     except BaseException:  # a job left running would hold the slots the next tests need
         if rest.job(job)["state"] in ("RUNNING", "RESTARTING", "CREATED"):
             rest.cancel(job)
         raise
     seconds = time.monotonic() - t0
 
-    counts = check_exactly_once(c, in_event_time_order(events) if order == "event-time" else events)
+    figures: dict = {"out_of_order_since_last_restart": counted}
+    try:
+        replayed = in_event_time_order(events) if order == "event-time" else events
+        figures.update(check_exactly_once(c, replayed))
+    finally:
+        print(f"kill run, {order} order, parallelism {parallelism}: {figures}")
     assert restarts >= KILLS
     record_figures(
         f"kill_taskmanagers_{order}_p{parallelism}",
         {
+            **figures,
             "events": len(events),
             "parallelism": parallelism,
             "feature_order": order,
@@ -122,7 +141,6 @@ def test_kill_9_taskmanagers_three_times_loses_and_duplicates_nothing(
             "processes_killed": sum(k["processes"] for k in killed),
             "job_restarts": restarts,
             "run_seconds": round(seconds, 1),
-            **counts,
         },
     )
 
@@ -151,7 +169,7 @@ def test_broker_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
     time.sleep(BROKER_DOWN_S)
     broker.start()
     produce(c, t.events, raw[half:])  # the stream goes on after the restart
-    restarts = _drain_once_consumed(c, cluster, job, len(events))
+    restarts, _ = _drain_once_consumed(c, cluster, job, len(events))
 
     counts = check_exactly_once(c, events)
     record_figures(
