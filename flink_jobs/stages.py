@@ -40,7 +40,7 @@ IDLE_SOURCE_TIMEOUT_S = 30
 IDLE_CONTROL_TIMEOUT_S = 1
 # Monitors get their own slot, hence their own Python worker (Evidently's imports and memory
 # stay out of the scoring worker). They still slow scoring down through the shared stream and
-# CPU: measured in benchmarks/monitor_latency.py, see README "Limits".
+# CPU: measured in benchmarks/monitor_latency.py, see docs/limits.md.
 MONITORING_SLOTS = "monitoring"
 # With [job] python_workers = 2, the stages after the first keyed one (further entities'
 # features, scoring) run in this slot sharing group: their own slot, so their own Python

@@ -162,7 +162,7 @@ class JobSettings:
     state_cache_size: int = 100_000  # Python-side state cache entries per worker
     bundle_size: int = 1000  # records per Python bundle (changed state is written back at its end)
     # a Python stage holds its records until the bundle closes: latency ~ stages x bundle time
-    # at light load; under full load bundles fill by size first (README "Latency")
+    # at light load; under full load bundles fill by size first (docs/latency.md)
     bundle_time_ms: int = 10
     buffer_timeout_ms: int = 5  # a network buffer is sent when full or after this long
     watermark_interval_ms: int = 50  # periodic watermarks (monitors, event-time order)

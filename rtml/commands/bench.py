@@ -101,7 +101,7 @@ JOBS = (
         pipeline=True,
         feature_order="event-time",
     ),
-    # last: thread mode once stalled a TaskManager (README "Latency"); nothing runs after it
+    # last: thread mode once stalled a TaskManager (docs/latency.md); nothing runs after it
     JobSpec(
         "scoring-thread",
         "c-t. rtml, thread mode",

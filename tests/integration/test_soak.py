@@ -56,7 +56,7 @@ MINUTES = float(os.environ.get("RTML_SOAK_MINUTES", "30"))
 RATE = os.environ.get("RTML_SOAK_RATE")  # events/s; unset: half of the measured maximum
 # arrival order at parallelism 1 by default: event-time order at parallelism 2 gave merchant
 # features that differ from the replay after a TaskManager kill once its subtasks were spread
-# over both TaskManagers (README "Limits"); RTML_SOAK_ORDER=event-time RTML_SOAK_PARALLELISM=2
+# over both TaskManagers (docs/limits.md); RTML_SOAK_ORDER=event-time RTML_SOAK_PARALLELISM=2
 # runs it that way
 ORDER = os.environ.get("RTML_SOAK_ORDER", "arrival")
 PARALLELISM = int(os.environ.get("RTML_SOAK_PARALLELISM", "1"))

@@ -2,7 +2,7 @@
 
 Names as the Prometheus reporter exports them (operator scope):
 ``flink_taskmanager_job_task_operator_rtml_<name>``; in the REST API and web UI they are
-``<operator>.rtml.<name>``. The README ("Metrics") lists every one.
+``<operator>.rtml.<name>``. docs/operations.md ("Metrics") lists every one.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 They sit on their own branch after scoring, in their own slot (and so their own Python
 worker process). That keeps Evidently out of the scoring worker, but it does not keep the
-monitors from slowing scoring down (README "Limits").
+monitors from slowing scoring down (docs/limits.md).
 """
 
 from __future__ import annotations

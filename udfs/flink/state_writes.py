@@ -4,7 +4,7 @@ At the end of every bundle (so before every checkpoint barrier is passed on), Py
 back each key's changed state: ``RemoteKeyedStateBackend.commit`` calls Beam's
 ``SynchronousBagRuntimeState.commit`` key after key, and each call waits for its own
 clear/append round trip to the JVM before the next key's write is sent. Profiled on the
-scoring pipeline (README "Benchmark"), that commit was 45% of the account-features
+scoring pipeline (docs/benchmark.md), that commit was 45% of the account-features
 operator's time: a bundle of 1,000 events touched about 650 accounts, so 650 sequential
 round trips.
 
