@@ -23,12 +23,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from rtml import paths
-from rtml.bench.measure import append_times, throughput
-from rtml.bench.runs import FlinkJob, bounded_run
-from rtml.commands import bench
-from rtml.kafka_client import ensure_topics, produce, read_topic
-from rtml.scenarios.cards import generate
+from deploy.kafka_client import ensure_topics, produce, read_topic
+from rtml.cli.bench.measure import append_times, throughput
+from rtml.cli.bench.runs import FlinkJob, bounded_run
+from rtml.cli.commands import bench
+from rtml.cli.scenarios.cards import generate
+from rtml.core import paths
 from udfs.features.offline import FeatureReplay
 
 

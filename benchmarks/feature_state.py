@@ -14,8 +14,8 @@ import json
 import statistics
 import time
 
-from rtml.config import load_config
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from rtml.core.config import load_config
 from udfs.features.engine import EntityFeatures
 
 

@@ -24,10 +24,10 @@ from models.dataset import build_dataset
 from models.estimators import ESTIMATORS
 from models.export import export
 from models.quantize import interleaved_latency_us
-from models.registry import Registry
+from models.store.registry import Registry
 from models.train import frame_for_model, train
-from rtml.config import load_config
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from rtml.core.config import load_config
 from udfs.scoring import OnnxScorer
 
 

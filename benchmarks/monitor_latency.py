@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 from deploy import jars
+from deploy.kafka_client import end_offsets, ensure_topics
 from deploy.process import child_env
-from rtml import paths
-from rtml.commands.job import MONITORING_NICE
-from rtml.config import load_config
-from rtml.kafka_client import end_offsets, ensure_topics
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.commands.job import MONITORING_NICE
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from rtml.core import paths
+from rtml.core.config import load_config
 
 DEMO = paths.DEPLOY_DIR / "configs" / "cards.toml"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from deploy import prereqs
 from deploy.flink_rest import FlinkRest
 from deploy.process import child_env, port_free, port_open, wait_for
-from rtml import paths
-from rtml.errors import ServiceError, SetupError
+from rtml.core import paths
+from rtml.core.errors import ServiceError, SetupError
 
 TEMPLATE = Path(__file__).resolve().parent / "flink" / "conf" / "config.yaml"
 HOST = "127.0.0.1"

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploy.process import wait_for
-from rtml.errors import JobError, ServiceError
+from rtml.core.errors import JobError, ServiceError
 
-# the last line of a Python traceback for an error rtml raises on purpose (rtml.errors): its
+# the last line of a Python traceback for an error rtml raises on purpose (rtml.core.errors): its
 # message says what to do
-_RTML_ERROR = re.compile(r"rtml\.errors\.(\w+): (.+)")
+_RTML_ERROR = re.compile(r"rtml\.core\.errors\.(\w+): (.+)")
 
 
 def rtml_error_in(trace: str) -> str | None:

@@ -12,8 +12,8 @@ import zipfile
 from pathlib import Path
 
 from deploy import prereqs
-from rtml import paths
-from rtml.errors import SetupError
+from rtml.core import paths
+from rtml.core.errors import SetupError
 
 HERE = Path(__file__).resolve().parent
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from deploy import jars, prereqs
 from deploy.process import child_env, port_free, port_open, read_pid, terminate, wait_for
-from rtml import paths
-from rtml.errors import ServiceError
+from rtml.core import paths
+from rtml.core.errors import ServiceError
 
 HERE = Path(__file__).resolve().parent / "kafka"
 HOST = "127.0.0.1"

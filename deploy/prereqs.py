@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 
-from rtml.errors import SetupError
+from rtml.core.errors import SetupError
 
 
 def java() -> str:

@@ -17,7 +17,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 
 from flink_jobs.options import RunOptions
 from flink_jobs.stages import RECORD, parse_events, score_to_topic, source, to_topic
-from rtml.config import JobConfig
+from rtml.core.config import JobConfig
 from udfs.flink.baselines import KeyedPassThrough, NaiveEntityFeatures, RawJsonKey
 from udfs.flink.records import FieldKey
 

@@ -10,7 +10,7 @@ from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from flink_jobs.options import RunOptions
-from rtml.config import JobConfig
+from rtml.core.config import JobConfig
 
 
 def create_env(cfg: JobConfig, opts: RunOptions) -> StreamExecutionEnvironment:

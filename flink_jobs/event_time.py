@@ -16,8 +16,8 @@ from py4j.java_gateway import JavaClass
 from pyflink.common import Duration, WatermarkStrategy
 from pyflink.java_gateway import get_gateway
 
-from rtml.config import JobConfig
-from rtml.errors import SetupError
+from rtml.core.config import JobConfig
+from rtml.core.errors import SetupError
 
 TIMESTAMPS_CLASS = "rtml.flink.JsonFieldTimestamps"
 

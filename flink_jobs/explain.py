@@ -20,7 +20,7 @@ from flink_jobs import graph
 from flink_jobs.environment import create_env
 from flink_jobs.options import RunOptions
 from flink_jobs.plan import ANNOTATION
-from rtml.config import JobConfig
+from rtml.core.config import JobConfig
 
 PYTHON_OPERATOR = "org.apache.flink.streaming.api.operators.python.AbstractPythonFunctionOperator"
 DATASTREAM_PYTHON_OPERATOR = (

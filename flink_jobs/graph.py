@@ -64,7 +64,7 @@ from flink_jobs.stages import (
     union,
 )
 from flink_jobs.tags import ALERTS, DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS
-from rtml.config import JobConfig
+from rtml.core.config import JobConfig
 from udfs.flink.monitoring import DriftFunction, FairnessFunction
 from udfs.flink.records import ConstantKey
 from udfs.flink.scoring import FeaturesAndScoreFunction

@@ -14,8 +14,8 @@ from pathlib import Path
 # `flink run -py` executes this file as a script: make the project importable from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rtml.config import PYTHON_WORKERS  # noqa: E402
-from rtml.errors import RtmlError  # noqa: E402
+from rtml.core.config import PYTHON_WORKERS  # noqa: E402
+from rtml.core.errors import RtmlError  # noqa: E402
 
 # command-line options that override the [job] setting of the same name when given
 JOB_OVERRIDES = (
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     from flink_jobs.environment import create_env
     from flink_jobs.graph import build
     from flink_jobs.options import RunOptions
-    from models.registry import Registry
-    from rtml.config import load_config
+    from models.store.registry import Registry
+    from rtml.core.config import load_config
 
     a = parse_args(argv)
     try:

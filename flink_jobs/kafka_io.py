@@ -14,7 +14,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 
-from rtml.config import JobConfig
+from rtml.core.config import JobConfig
 
 # The connector jar (flink-sql-connector-kafka) relocates the Kafka client's classes, so a
 # class named in a property (a JAAS login module, a callback handler) must use the new name.

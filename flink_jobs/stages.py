@@ -26,7 +26,7 @@ from flink_jobs.tags import (
     SCORES_JSON,
     SHADOW,
 )
-from rtml.config import Entity, JobConfig
+from rtml.core.config import Entity, JobConfig
 from udfs.flink.features import EntityFeaturesFunction, FeatureStage
 from udfs.flink.parse import ParseRecords
 from udfs.flink.records import FieldKey, FieldTimestamp

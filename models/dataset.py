@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from rtml.config import JobConfig
-from rtml.errors import ConfigError, RecordError
+from rtml.core.config import JobConfig
+from rtml.core.errors import ConfigError, RecordError
 from udfs.features.offline import FeatureReplay
 from udfs.validation import parse_event, parse_label
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtml.errors import ModelError
+from rtml.core.errors import ModelError
 
 ESTIMATORS = ("hgb", "lightgbm", "xgboost", "mlp")
 # estimators that need numeric inputs without gaps and on one scale

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from models.estimators import register_onnx_converter
-from models.metadata import ModelInput, ModelMetadata
-from models.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, ModelVersion, Registry
+from models.store.metadata import ModelInput, ModelMetadata
+from models.store.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, ModelVersion, Registry
 from models.train import frame_for_model
-from rtml.errors import ModelError, ParityError
+from rtml.core.errors import ModelError, ParityError
 from udfs.scoring import OnnxScorer
 
 DEFAULT_TOLERANCE = 1e-4

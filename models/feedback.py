@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 
 from models.dataset import LABEL_COLUMN
-from models.metadata import ModelInput
-from rtml.config import JobConfig
-from rtml.errors import ModelError, RecordError
+from models.store.metadata import ModelInput
+from rtml.core.config import JobConfig
+from rtml.core.errors import ModelError, RecordError
 from udfs.validation import parse_label, parse_score
 
 

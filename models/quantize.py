@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rtml.errors import ModelError
+from rtml.core.errors import ModelError
 from udfs.scoring import OnnxScorer
 
 QUANTIZED_OPS = ("MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul", "ConvInteger")

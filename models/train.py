@@ -18,10 +18,10 @@ import pandas as pd
 
 from models.dataset import LABEL_COLUMN, fingerprint
 from models.estimators import SCALED, make_classifier
-from models.metadata import ModelInput
 from models.reweighing import reweighing_weights
-from rtml.config import JobConfig
-from rtml.errors import ModelError
+from models.store.metadata import ModelInput
+from rtml.core.config import JobConfig
+from rtml.core.errors import ModelError
 from udfs.fairness import FairnessWindow
 
 SCORE_COLUMN = "score"

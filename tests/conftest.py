@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rtml import paths
-from rtml.config import JobConfig, load_config
+from rtml.core import paths
+from rtml.core.config import JobConfig, load_config
 
 DEMO_CONFIG = paths.DEPLOY_DIR / "configs" / "cards.toml"
 

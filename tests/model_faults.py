@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import onnx
 
-from models.metadata import ModelInput
-from models.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, ModelVersion, Registry
+from models.store.metadata import ModelInput
+from models.store.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, ModelVersion, Registry
 
 
 def _publish(reg: Registry, good: ModelVersion, onnx_bytes: bytes, **meta) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rtml.errors import ModelError
+from rtml.core.errors import ModelError
 from udfs.serving import ACTIVATE, SHADOW, UNSHADOW, ModelSwitch, ServingModel
 
 

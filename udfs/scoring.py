@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from models.metadata import ModelInput, ModelMetadata
-from rtml.errors import ModelError
+from models.store.metadata import ModelInput, ModelMetadata
+from rtml.core.errors import ModelError
 
 
 def session_options(threads: int = 1):

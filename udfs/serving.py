@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.metadata import ModelMetadata
-from models.registry import Registry
-from rtml.errors import ModelError, RecordError
+from models.store.metadata import ModelMetadata
+from models.store.registry import Registry
+from rtml.core.errors import ModelError, RecordError
 from udfs.scoring import OnnxScorer
 from udfs.validation import json_object
 

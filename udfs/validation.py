@@ -13,8 +13,8 @@ import time
 from datetime import datetime
 from typing import Any, NoReturn
 
-from rtml.config import EventSchema, FieldSpec, LabelSettings
-from rtml.errors import RecordError
+from rtml.core.config import EventSchema, FieldSpec, LabelSettings
+from rtml.core.errors import RecordError
 
 MAX_RAW_BYTES = 1_000_000
 

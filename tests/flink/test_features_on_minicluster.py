@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
 
 pytestmark = pytest.mark.flink
 

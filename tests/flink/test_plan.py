@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from deploy.process import child_env
-from rtml import paths
+from rtml.core import paths
 
 pytestmark = pytest.mark.flink
 
@@ -28,8 +28,8 @@ def fresh_home(tmp_path, monkeypatch):
 
 
 def planned(config_name: str, part: str):
-    from rtml.commands.plan import job_plan
-    from rtml.config import load_config
+    from rtml.cli.commands.plan import job_plan
+    from rtml.core.config import load_config
 
     plan, model = job_plan(load_config(CONFIGS / config_name), part)
     assert not model.registered and model.version == "current"

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from rtml.errors import RecordError
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from rtml.core.errors import RecordError
 from udfs.validation import parse_timestamp
 
 pytestmark = pytest.mark.flink

@@ -32,7 +32,7 @@ def broker(rtml_home):
 
 @pytest.fixture(scope="session")
 def model(cfg, rtml_home):
-    from rtml.commands.data import export_model, scenario_options, train_model
+    from rtml.cli.commands.data import export_model, scenario_options, train_model
 
     train_model(
         cfg,

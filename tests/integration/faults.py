@@ -9,10 +9,10 @@ import math
 from pathlib import Path
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.data import scenario_options
-from rtml.commands.job import JobTarget
-from rtml.kafka_client import read_topic
-from rtml.scenarios.cards import generate
+from deploy.kafka_client import read_topic
+from rtml.cli.commands.data import scenario_options
+from rtml.cli.commands.job import JobTarget
+from rtml.cli.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
 from udfs.features.offline import FeatureReplay
 

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from rtml import paths
+from rtml.core import paths
 
 
 def figures_dir() -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rtml.commands.data import produce_scenario, scenario_options
-from rtml.commands.job import JobTarget, submit
-from rtml.kafka_client import read_topic
+from deploy.kafka_client import read_topic
+from rtml.cli.commands.data import produce_scenario, scenario_options
+from rtml.cli.commands.job import JobTarget, submit
 from tests.conftest import DEMO_CONFIG
 
 pytestmark = pytest.mark.integration

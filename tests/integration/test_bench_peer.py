@@ -10,11 +10,11 @@ from dataclasses import replace
 
 import pytest
 
-from rtml.bench import peer
-from rtml.bench.runs import PeerJob, paced_run
-from rtml.commands.data import produce_scenario, scenario_options
-from rtml.kafka_client import committed_offsets, end_offsets, read_topic
-from rtml.scenarios.cards import generate
+from deploy.kafka_client import committed_offsets, end_offsets, read_topic
+from rtml.cli.bench import peer
+from rtml.cli.bench.runs import PeerJob, paced_run
+from rtml.cli.commands.data import produce_scenario, scenario_options
+from rtml.cli.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
 from udfs.features.offline import FeatureReplay
 from udfs.validation import parse_event

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from models.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, Registry
-from rtml import paths
-from rtml.commands.job import JobTarget, run_embedded
-from rtml.kafka_client import ensure_topics, produce, read_topic
+from deploy.kafka_client import ensure_topics, produce, read_topic
+from models.store.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, Registry
+from rtml.cli.commands.job import JobTarget, run_embedded
+from rtml.core import paths
 from tests.conftest import DEMO_CONFIG
 
 pytestmark = pytest.mark.integration

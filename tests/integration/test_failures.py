@@ -24,8 +24,8 @@ import time
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.job import jobs_stop, submit
-from rtml.kafka_client import committed_offsets, end_offsets, ensure_topics, produce
+from deploy.kafka_client import committed_offsets, end_offsets, ensure_topics, produce
+from rtml.cli.commands.job import jobs_stop, submit
 from tests.integration.faults import (
     card_events,
     check_exactly_once,

@@ -1,5 +1,5 @@
 """Hostile input on a running job (session cluster, exactly-once): 10,000 bad records of
-every kind in ``rtml.scenarios.hostile`` plus resent events, mixed into a valid stream.
+every kind in ``rtml.cli.scenarios.hostile`` plus resent events, mixed into a valid stream.
 
 Every bad record lands in the dead-letter topic with its code and a reason (matched one to
 one by its raw text, resends by event id), every valid event is scored exactly once (or, if
@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.data import scenario_options
-from rtml.commands.job import JobTarget, jobs_stop, submit
-from rtml.kafka_client import ensure_topics, produce, read_topic
-from rtml.scenarios.cards import generate
-from rtml.scenarios.hostile import KINDS, hostile_records, resend
+from deploy.kafka_client import ensure_topics, produce, read_topic
+from rtml.cli.commands.data import scenario_options
+from rtml.cli.commands.job import JobTarget, jobs_stop, submit
+from rtml.cli.scenarios.cards import generate
+from rtml.cli.scenarios.hostile import KINDS, hostile_records, resend
 from tests.conftest import DEMO_CONFIG
 from tests.integration.figures import record_figures
 from tests.integration.waiting import wait_for

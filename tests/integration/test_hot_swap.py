@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from models.registry import Registry
-from rtml import paths
-from rtml.commands.data import export_model, scenario_options, train_model
-from rtml.commands.job import JobTarget, jobs_stop, submit
-from rtml.commands.models import models_activate, models_shadow, shadow_report
-from rtml.errors import ModelError
-from rtml.kafka_client import ensure_topics, produce, read_topic
-from rtml.scenarios.cards import generate
+from deploy.kafka_client import ensure_topics, produce, read_topic
+from models.store.registry import Registry
+from rtml.cli.commands.data import export_model, scenario_options, train_model
+from rtml.cli.commands.job import JobTarget, jobs_stop, submit
+from rtml.cli.commands.models import models_activate, models_shadow, shadow_report
+from rtml.cli.scenarios.cards import generate
+from rtml.core import paths
+from rtml.core.errors import ModelError
 from tests import model_faults
 from tests.conftest import DEMO_CONFIG
 from tests.integration.waiting import wait_for

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.data import produce_scenario, scenario_options
-from rtml.commands.job import JobTarget, jobs_metrics, jobs_stop, submit
-from rtml.kafka_client import ensure_topics, produce, read_topic
-from rtml.scenarios.cards import generate
+from deploy.kafka_client import ensure_topics, produce, read_topic
+from rtml.cli.commands.data import produce_scenario, scenario_options
+from rtml.cli.commands.job import JobTarget, jobs_metrics, jobs_stop, submit
+from rtml.cli.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
 from tests.integration.waiting import wait_for
 

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_ratio
 
-from rtml import paths
-from rtml.commands.data import export_model, produce_scenario, scenario_options, train_from_log
-from rtml.commands.job import JobTarget, run_embedded
-from rtml.kafka_client import read_topic
+from deploy.kafka_client import read_topic
+from rtml.cli.commands.data import export_model, produce_scenario, scenario_options, train_from_log
+from rtml.cli.commands.job import JobTarget, run_embedded
+from rtml.core import paths
 from tests.conftest import DEMO_CONFIG
 from udfs.features.offline import FeatureReplay
 from udfs.serving import load_serving_model
@@ -149,8 +149,8 @@ def test_drift_flagged_after_the_injected_change_and_reports_saved(run):
 
 
 def test_reports_export_html_and_fairness_plot(run, tmp_path):
-    from rtml.commands.report_export import export
-    from rtml.commands.review import collect
+    from rtml.cli.commands.report_export import export
+    from rtml.cli.commands.review import collect
 
     index = export(collect(run["cfg"]), tmp_path)
     html_reports = list(tmp_path.glob("drift-*.html"))

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from deploy.kafka_client import ensure_topics, produce, read_topic
 from models.dataset import build_dataset
 from models.export import export
-from models.registry import Registry
+from models.store.registry import Registry
 from models.train import train
-from rtml import paths
-from rtml.commands.job import JobTarget, run_embedded
-from rtml.config import load_config
-from rtml.kafka_client import ensure_topics, produce, read_topic
+from rtml.cli.commands.job import JobTarget, run_embedded
+from rtml.core import paths
+from rtml.core.config import load_config
 from tests.integration.trips.generator import trips
 from udfs.features.offline import FeatureReplay
 from udfs.validation import parse_event

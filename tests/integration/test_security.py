@@ -21,11 +21,11 @@ import psutil
 import pytest
 
 from deploy.kafka_broker import Broker
-from rtml import paths
-from rtml.commands.data import produce_scenario, scenario_options
-from rtml.commands.job import JobTarget, run_embedded
-from rtml.config import load_config
-from rtml.kafka_client import read_topic
+from deploy.kafka_client import read_topic
+from rtml.cli.commands.data import produce_scenario, scenario_options
+from rtml.cli.commands.job import JobTarget, run_embedded
+from rtml.core import paths
+from rtml.core.config import load_config
 from tests.conftest import DEMO_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ def test_services_listen_on_loopback_only(broker, cluster):
 
 
 def test_a_missing_password_variable_is_named_not_guessed(tmp_path, monkeypatch):
-    from rtml.errors import ConfigError
+    from rtml.core.errors import ConfigError
 
     monkeypatch.delenv(PASSWORD_VAR, raising=False)
     path = _sasl_config(tmp_path, "127.0.0.1:1")

@@ -33,9 +33,9 @@ from pathlib import Path
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.bench.measure import LiveReader, append_times, event_id_of, quantile, throughput
-from rtml.commands.job import jobs_stop, submit
-from rtml.kafka_client import client_settings, committed_offsets, ensure_topics, produce
+from deploy.kafka_client import client_settings, committed_offsets, ensure_topics, produce
+from rtml.cli.bench.measure import LiveReader, append_times, event_id_of, quantile, throughput
+from rtml.cli.commands.job import jobs_stop, submit
 from tests.integration.faults import (
     card_events,
     check_exactly_once,

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.data import scenario_options
-from rtml.commands.job import JobTarget, submit
-from rtml.config import load_config
-from rtml.kafka_client import end_offsets, ensure_topics, produce, read_topic
-from rtml.scenarios.cards import generate
+from deploy.kafka_client import end_offsets, ensure_topics, produce, read_topic
+from rtml.cli.commands.data import scenario_options
+from rtml.cli.commands.job import JobTarget, submit
+from rtml.cli.scenarios.cards import generate
+from rtml.core.config import load_config
 from tests.conftest import DEMO_CONFIG
 from tests.integration.waiting import wait_for
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from deploy.flink_rest import FlinkRest
-from rtml.commands.job import JobTarget, jobs_list, jobs_stop, submit
-from rtml.kafka_client import end_offsets, ensure_topics, produce, read_topic
-from rtml.scenarios.cards import generate
+from deploy.kafka_client import end_offsets, ensure_topics, produce, read_topic
+from rtml.cli.commands.job import JobTarget, jobs_list, jobs_stop, submit
+from rtml.cli.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
 from tests.fixtures.make_savepoints import scenario
 from tests.integration.waiting import wait_for

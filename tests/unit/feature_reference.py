@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from udfs.features.spec import FeatureSet
+from rtml.core.featurespec import FeatureSet
 
 
 def reference_features(

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from rtml.bench.measure import (
+from rtml.cli.bench.measure import (
     Polled,
     ProcessSampler,
     event_id_of,
@@ -20,9 +20,9 @@ from rtml.bench.measure import (
     state_bytes_per_key,
     throughput,
 )
-from rtml.bench.report import print_table, write_plot
-from rtml.bench.stages import parse_python_stages
-from rtml.commands.bench import (
+from rtml.cli.bench.report import print_table, write_plot
+from rtml.cli.bench.stages import parse_python_stages
+from rtml.cli.commands.bench import (
     ALO,
     EO,
     LOADS,
@@ -290,7 +290,7 @@ def test_table_and_plot_show_every_job(tmp_path, capsys):
 
 def test_the_exactly_once_runs_checkpoint_interval_reaches_the_job(tmp_path):
     from flink_jobs.job import JOB_OVERRIDES, parse_args
-    from rtml.commands.job import JobTarget
+    from rtml.cli.commands.job import JobTarget
 
     args = JobTarget(tmp_path / "c.toml", checkpoint_interval_ms=1_000).args()
     assert args[args.index("--checkpoint-interval-ms") + 1] == "1000"

@@ -11,10 +11,10 @@ import pytest
 
 from models.dataset import build_dataset
 from models.export import export
-from models.registry import Registry
+from models.store.registry import Registry
 from models.train import train
-from rtml.bench.peer import PeerScorer, rejection, to_json
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.bench.peer import PeerScorer, rejection, to_json
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
 from udfs.features.offline import FeatureReplay
 from udfs.flink.records import to_json_nan_safe
 from udfs.serving import load_serving_model

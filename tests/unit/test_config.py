@@ -7,8 +7,8 @@ import tomllib
 
 import pytest
 
-from rtml.config import load_config, parse_config, parse_duration
-from rtml.errors import ConfigError
+from rtml.core.config import load_config, parse_config, parse_duration
+from rtml.core.errors import ConfigError
 from tests.conftest import DEMO_CONFIG
 
 

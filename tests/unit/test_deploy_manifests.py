@@ -16,7 +16,7 @@ import yaml
 from deploy.flink_cluster import flink_home
 from deploy.jars import connector_coordinates
 from flink_jobs.job import parse_args
-from rtml.config import load_config
+from rtml.core.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"

@@ -16,7 +16,7 @@ from scipy.stats import wasserstein_distance
 
 from models.dataset import build_dataset
 from models.train import frame_for_model, model_inputs, train
-from rtml.scenarios.cards import DAY_MS, HOUR_MS, ScenarioOptions, generate
+from rtml.cli.scenarios.cards import DAY_MS, HOUR_MS, ScenarioOptions, generate
 from udfs.drift import DriftColumns, DriftMonitor
 
 WINDOW = 6 * HOUR_MS

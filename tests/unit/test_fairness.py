@@ -125,7 +125,7 @@ def test_injected_label_bias_is_measured_within_its_interval(bias):
     """Ground truth from the generator: a share `bias` of the protected group's legitimate
     events are labelled fraud, and fraud is independent of the group, so the favourable-label
     rate ratio (protected / others) is 1 - bias."""
-    from rtml.scenarios.cards import PROTECTED_GROUP, ScenarioOptions, generate
+    from rtml.cli.scenarios.cards import PROTECTED_GROUP, ScenarioOptions, generate
 
     sc = generate(ScenarioOptions(seed=21, events=40_000, days=6, bias=bias))
     group = {

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtml.config import Entity
-from rtml.errors import StateVersionError
+from rtml.core.config import Entity
+from rtml.core.errors import StateVersionError
+from rtml.core.featurespec import AGGREGATIONS, FeatureSet, FeatureSpec
 from tests.unit.feature_reference import reference_features
 from udfs.features.engine import EntityFeatures
 from udfs.features.offline import FeatureReplay
-from udfs.features.spec import AGGREGATIONS, FeatureSet, FeatureSpec
 
 MIN = 60_000
 HOUR = 60 * MIN

@@ -18,8 +18,8 @@ from models.dataset import LABEL_COLUMN, build_dataset
 from models.feedback import feedback_training_set
 from models.reweighing import reweighing_weights
 from models.train import model_inputs, train
-from rtml.errors import ModelError
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from rtml.core.errors import ModelError
 from udfs.features.offline import FeatureReplay
 from udfs.validation import parse_event
 

@@ -12,11 +12,11 @@ from fairlearn.metrics import demographic_parity_ratio
 
 from models.dataset import build_dataset
 from models.export import export
-from models.registry import Registry
 from models.shadow_report import summarize
+from models.store.registry import Registry
 from models.train import train
-from rtml.errors import ModelError
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from rtml.core.errors import ModelError
 from tests import model_faults
 from udfs.model_slots import ModelSlots, Scored, score_timed, shadow_record
 from udfs.serving import ACTIVATE, SHADOW, UNSHADOW, ModelSwitch, load_serving_model

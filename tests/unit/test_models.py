@@ -12,11 +12,11 @@ import pytest
 
 from models.dataset import build_dataset
 from models.export import export, model_card
-from models.metadata import ModelInput
-from models.registry import CURRENT_FILE, Registry
+from models.store.metadata import ModelInput
+from models.store.registry import CURRENT_FILE, Registry
 from models.train import frame_for_model, train
-from rtml.errors import ModelError
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from rtml.core.errors import ModelError
 from udfs.scoring import OnnxScorer
 
 

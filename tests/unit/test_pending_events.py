@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtml.errors import StateVersionError
+from rtml.core.errors import StateVersionError
+from rtml.core.featurespec import FeatureSet, FeatureSpec
 from udfs.features.engine import EntityFeatures
 from udfs.features.pending import PendingEvents
-from udfs.features.spec import FeatureSet, FeatureSpec
 from udfs.features.stored import StoredFeatures
 
 events = st.lists(st.tuples(st.integers(0, 50), st.sampled_from(["a", "b", "c", "d"])), max_size=60)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rtml import paths
-from rtml.kafka_client import client_settings
+from deploy.kafka_client import client_settings
+from rtml.core import paths
 
 PRODUCT = ("rtml", "udfs", "flink_jobs", "models", "deploy")
 # (module, call) pairs that deserialize code or objects; the one allowed use is the trained
@@ -55,7 +55,7 @@ def test_stream_records_are_decoded_with_json_only(cfg):
     # a pickle payload is just invalid JSON to the parser
     import pickle
 
-    from rtml.scenarios.hostile import KINDS  # noqa: F401  (the hostile kinds cover the parser)
+    from rtml.cli.scenarios.hostile import KINDS  # noqa: F401  (the hostile kinds cover the parser)
     from udfs.validation import parse_event
 
     with pytest.raises(Exception, match="not valid"):
@@ -109,7 +109,7 @@ def test_security_settings_reach_the_python_clients(cfg):
 
 
 def test_environment_variables_fill_in_secrets(tmp_path, monkeypatch):
-    from rtml.config import load_config
+    from rtml.core.config import load_config
     from tests.conftest import DEMO_CONFIG
 
     text = DEMO_CONFIG.read_text().replace(

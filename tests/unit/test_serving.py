@@ -9,10 +9,10 @@ import pytest
 
 from models.dataset import build_dataset
 from models.export import export
-from models.registry import Registry
+from models.store.registry import Registry
 from models.train import train
-from rtml.errors import ModelError, RecordError
-from rtml.scenarios.cards import ScenarioOptions, generate
+from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from rtml.core.errors import ModelError, RecordError
 from tests import model_faults
 from udfs.serving import SHADOW, UNSHADOW, ModelSwitch, load_serving_model, parse_model_switch
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rtml.errors import RecordError
-from rtml.scenarios.cards import BAD_KINDS, ScenarioOptions, generate, make_bad_record
+from rtml.cli.scenarios.cards import BAD_KINDS, ScenarioOptions, generate, make_bad_record
+from rtml.core.errors import RecordError
 from udfs.validation import dead_letter, parse_event, parse_label
 
 GOOD = {
@@ -120,7 +120,7 @@ def test_scenario_emits_every_record_once():
 
 
 def test_every_hostile_kind_gets_its_code_and_a_fix(cfg):
-    from rtml.scenarios.hostile import KINDS, hostile_records
+    from rtml.cli.scenarios.hostile import KINDS, hostile_records
 
     records = hostile_records([GOOD], 3 * len(KINDS), seed=4)
     assert {r.kind for r in records} == set(KINDS)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rtml.config import parse_config
-from rtml.errors import ConfigError
+from rtml.core.config import parse_config
+from rtml.core.errors import ConfigError
 from udfs.windows import window_start, windows_for
 
 H = 3_600_000

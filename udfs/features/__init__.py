@@ -1,6 +1,6 @@
 """Declarative per-key feature engine: specs, bounded time-tiled state, offline replay."""
 
+from rtml.core.featurespec import AGGREGATIONS, FeatureSet, FeatureSpec
 from udfs.features.engine import EntityFeatures
-from udfs.features.spec import AGGREGATIONS, FeatureSet, FeatureSpec
 
 __all__ = ["AGGREGATIONS", "EntityFeatures", "FeatureSet", "FeatureSpec"]

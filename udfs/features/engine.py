@@ -25,8 +25,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from rtml.errors import StateVersionError
-from udfs.features.spec import MOMENT_AGGREGATIONS, FeatureSet
+from rtml.core.errors import StateVersionError
+from rtml.core.featurespec import MOMENT_AGGREGATIONS, FeatureSet
 from udfs.features.tiles import Moments, RecentValues, TileRing
 
 STATE_VERSION = 1

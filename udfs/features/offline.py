@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rtml.config import Entity, JobConfig
+from rtml.core.config import Entity, JobConfig
+from rtml.core.featurespec import FeatureSet
 from udfs.features.engine import EntityFeatures
-from udfs.features.spec import FeatureSet
 
 
 class FeatureReplay:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from rtml.errors import StateVersionError
+from rtml.core.errors import StateVersionError
 
 SNAPSHOT_VERSION = 1
 

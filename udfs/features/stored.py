@@ -18,9 +18,9 @@ the operator moves into ``pending`` on the key's first use.
 
 from __future__ import annotations
 
+from rtml.core.featurespec import FeatureSet
 from udfs.features.engine import EntityFeatures
 from udfs.features.pending import PendingEvents
-from udfs.features.spec import FeatureSet
 
 
 class StoredFeatures:

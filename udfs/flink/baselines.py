@@ -14,9 +14,9 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, KeySelector, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor
 
-from rtml.config import Entity
+from rtml.core.config import Entity
+from rtml.core.featurespec import FeatureSet
 from udfs.features.engine import EntityFeatures
-from udfs.features.spec import FeatureSet
 
 
 class KeyedPassThrough(KeyedProcessFunction):

@@ -27,11 +27,11 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from rtml.config import Entity
-from rtml.errors import RecordError
+from rtml.core.config import Entity
+from rtml.core.errors import RecordError
+from rtml.core.featurespec import FeatureSet
 from udfs.features.engine import EntityFeatures
 from udfs.features.pending import PendingEvents
-from udfs.features.spec import FeatureSet
 from udfs.features.stored import StoredFeatures
 from udfs.flink import bundle_sampler, state_writes
 from udfs.flink.metrics import counters, gauges

@@ -19,8 +19,8 @@ from pyflink.datastream import (
 )
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
-from rtml.config import JobConfig
-from rtml.errors import ModelError
+from rtml.core.config import JobConfig
+from rtml.core.errors import ModelError
 from udfs.fairness import FairnessWindow
 from udfs.flink.records import to_json_nan_safe
 from udfs.windows import window_label, window_start, windows_for
@@ -222,7 +222,7 @@ class DriftFunction(KeyedProcessFunction):
         self.warmup_ms = cfg.features.max_window_ms
 
     def open(self, runtime_context: RuntimeContext):
-        from models.registry import Registry
+        from models.store.registry import Registry
 
         self.rows = runtime_context.get_map_state(
             MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING())

@@ -7,7 +7,7 @@ from typing import Any
 
 from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
-from rtml.errors import RecordError
+from rtml.core.errors import RecordError
 from udfs.flink import bundle_sampler
 from udfs.flink.metrics import counters
 from udfs.flink.records import tagged, to_json

@@ -31,8 +31,8 @@ from pyflink.datastream import (
 )
 from pyflink.datastream.state import MapStateDescriptor
 
-from rtml.config import JobConfig
-from rtml.errors import ModelError, RecordError
+from rtml.core.config import JobConfig
+from rtml.core.errors import ModelError, RecordError
 from udfs.flink import bundle_sampler
 from udfs.flink.context import subtask_index
 from udfs.flink.features import FeatureStage

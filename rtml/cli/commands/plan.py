@@ -9,9 +9,9 @@ from pathlib import Path
 from deploy import jars
 from flink_jobs.options import RunOptions
 from flink_jobs.plan import Plan, format_plan, parse_plan, plan_summary
-from models.registry import Registry
-from rtml import paths
-from rtml.config import JobConfig, load_config
+from models.store.registry import Registry
+from rtml.core import paths
+from rtml.core.config import JobConfig, load_config
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from deploy.process import child_env
-from rtml import paths
+from rtml.core import paths
 
 PLAN_TIMEOUT_S = 300
 

@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from rtml.errors import ConfigError
-from udfs.features.spec import AGGREGATIONS, FeatureSet, FeatureSpec
+from rtml.core.errors import ConfigError
+from rtml.core.featurespec import AGGREGATIONS, FeatureSet, FeatureSpec
 
 PYTHON_WORKERS = (1, 2)  # [job] python_workers: the scoring pipeline in one or two processes
 

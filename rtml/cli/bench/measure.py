@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from rtml.config import JobConfig
-from rtml.errors import ServiceError
-from rtml.kafka_client import client_settings, iter_records
+from deploy.kafka_client import client_settings, iter_records
+from rtml.core.config import JobConfig
+from rtml.core.errors import ServiceError
 
 # the live reader's fetch wait. The broker answers a waiting fetch as soon as a record (or a
 # transaction's commit marker) arrives, so a long wait adds no latency; a short one only
@@ -108,7 +108,7 @@ class LiveReader:
             c.close()
             raise ServiceError(
                 f"the live reader finds no partitions of {self.topic!r}",
-                hint="create the topics first (rtml.kafka_client.ensure_topics)",
+                hint="create the topics first (deploy.kafka_client.ensure_topics)",
             )
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         c.assign(tps)

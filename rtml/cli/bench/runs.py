@@ -16,11 +16,11 @@ from pathlib import Path
 
 from deploy.flink_cluster import Cluster
 from deploy.flink_rest import FlinkRest
+from deploy.kafka_client import ensure_topics
 from deploy.process import child_env
-from rtml import paths
-from rtml.bench import peer
-from rtml.bench.load import produce_paced
-from rtml.bench.measure import (
+from rtml.cli.bench import peer
+from rtml.cli.bench.load import produce_paced
+from rtml.cli.bench.measure import (
     Latency,
     LiveReader,
     ProcessSampler,
@@ -28,11 +28,11 @@ from rtml.bench.measure import (
     first_seen,
     latency,
 )
-from rtml.commands.job import JobTarget, submit
-from rtml.config import JobConfig
-from rtml.console import say, step
-from rtml.errors import JobError
-from rtml.kafka_client import ensure_topics
+from rtml.cli.commands.job import JobTarget, submit
+from rtml.cli.console import say, step
+from rtml.core import paths
+from rtml.core.config import JobConfig
+from rtml.core.errors import JobError
 
 WARMUP_TIMEOUT_S = 120  # a job not through its warm-up by then is measured as it is
 WORKER_START_S = 10  # after RUNNING: the Python workers start, the source gets its partitions
@@ -102,7 +102,7 @@ def state_after(rest: FlinkRest, job_id: str, after_ms: float) -> dict[str, int]
 
 
 class PeerJob:
-    """The peer (``rtml.bench.peer``) as its own process, so that its CPU and memory are its
+    """The peer (``rtml.cli.bench.peer``) as its own process, so that its CPU and memory are its
     own."""
 
     sample_interval_s = 0.25  # it may finish a bounded run in seconds
@@ -120,7 +120,7 @@ class PeerJob:
         self._ps = None
 
     def command(self, bounded: bool) -> list[str]:
-        cmd = [sys.executable, "-m", "rtml.bench.peer", "--config", str(self.config_path)]
+        cmd = [sys.executable, "-m", "rtml.cli.bench.peer", "--config", str(self.config_path)]
         cmd += ["--bootstrap", self.cfg.kafka.bootstrap_servers]
         cmd += ["--topic-prefix", self.topic_prefix, "--registry", str(paths.registry_dir())]
         cmd += ["--stats", str(self.stats_file)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rtml.console import say
+from rtml.cli.console import say
 
 ALO, EO = "at-least-once", "exactly-once"
 HALF = 0.5

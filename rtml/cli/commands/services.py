@@ -10,9 +10,9 @@ from pathlib import Path
 from deploy import jars, prereqs
 from deploy.flink_cluster import Cluster
 from deploy.kafka_broker import Broker
-from rtml import paths
-from rtml.console import say, step
-from rtml.errors import ServiceError
+from rtml.cli.console import say, step
+from rtml.core import paths
+from rtml.core.errors import ServiceError
 
 
 def setup() -> dict[str, Path]:

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from models.estimators import ESTIMATORS
-from rtml import paths
-from rtml.config import PYTHON_WORKERS
-from rtml.console import fail
-from rtml.errors import ConfigError, RtmlError
+from rtml.cli.console import fail
+from rtml.core import paths
+from rtml.core.config import PYTHON_WORKERS
+from rtml.core.errors import ConfigError, RtmlError
 
 DEFAULT_CONFIG = paths.DEPLOY_DIR / "configs" / "cards.toml"
 PLAN_PARTS = ("scoring", "monitoring", "all", "floor", "naive")
@@ -337,7 +337,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _load(a: argparse.Namespace):
-    from rtml.config import load_config
+    from rtml.core.config import load_config
 
     cfg = load_config(a.config)
     if a.bootstrap:
@@ -351,7 +351,7 @@ MODEL_ACTIONS = ("list", "show", "activate", "shadow", "unshadow", "shadow-repor
 
 
 def _models(a: argparse.Namespace) -> None:
-    from rtml.commands import models
+    from rtml.cli.commands import models
 
     if a.action == "list":
         models.models_list()
@@ -384,15 +384,15 @@ def _models(a: argparse.Namespace) -> None:
 
 def dispatch(a: argparse.Namespace) -> int:
     if a.cmd == "setup":
-        from rtml.commands.services import setup
+        from rtml.cli.commands.services import setup
 
         setup()
     elif a.cmd == "demo":
-        from rtml.commands.demo import run_demo
+        from rtml.cli.commands.demo import run_demo
 
         return run_demo(a.config, a.port, a.events, a.retrain, a.drift_size, a.bias, a.bad_fraction)
     elif a.cmd == "bench":
-        from rtml.commands.bench import BenchOptions, job_keys, run_bench
+        from rtml.cli.commands.bench import BenchOptions, job_keys, run_bench
 
         jobs = None if a.jobs is None else job_keys(a.jobs, a.max_rate)
         run_bench(
@@ -413,15 +413,15 @@ def dispatch(a: argparse.Namespace) -> int:
             )
         )
     elif a.cmd == "broker":
-        from rtml.commands.services import broker
+        from rtml.cli.commands.services import broker
 
         broker(a.action, a.port)
     elif a.cmd == "cluster":
-        from rtml.commands.services import cluster
+        from rtml.cli.commands.services import cluster
 
         cluster(a.action, a.rest_port, a.taskmanagers, a.slots, a.prometheus_ports)
     elif a.cmd == "produce":
-        from rtml.commands.data import produce_scenario, scenario_options
+        from rtml.cli.commands.data import produce_scenario, scenario_options
 
         cfg = _load(a)
         r = produce_scenario(
@@ -435,7 +435,7 @@ def dispatch(a: argparse.Namespace) -> int:
             f"produced {r.events} events ({r.valid} valid, {r.bad} malformed) and {r.labels} labels"
         )
     elif a.cmd == "train":
-        from rtml.commands.data import scenario_options, train_from_log, train_model
+        from rtml.cli.commands.data import scenario_options, train_from_log, train_model
 
         cfg = _load(a)
         if a.from_log:
@@ -459,7 +459,7 @@ def dispatch(a: argparse.Namespace) -> int:
                 a.reweigh,
             )
     elif a.cmd == "export":
-        from rtml.commands.data import export_model
+        from rtml.cli.commands.data import export_model
 
         export_model(
             _load(a), a.tolerance, not a.no_current, a.quantize_tolerance if a.quantize else None
@@ -467,11 +467,11 @@ def dispatch(a: argparse.Namespace) -> int:
     elif a.cmd == "models":
         _models(a)
     elif a.cmd == "plan":
-        from rtml.commands.plan import plan
+        from rtml.cli.commands.plan import plan
 
         plan(a.config, a.part, a.json, a.feature_order)
     elif a.cmd in ("run", "submit"):
-        from rtml.commands.job import JobTarget, run_embedded, submit
+        from rtml.cli.commands.job import JobTarget, run_embedded, submit
 
         cfg = _load(a)
         target = JobTarget(
@@ -496,7 +496,7 @@ def dispatch(a: argparse.Namespace) -> int:
                 allow_non_restored_state=a.allow_non_restored_state,
             )
     elif a.cmd == "jobs":
-        from rtml.commands import job
+        from rtml.cli.commands import job
 
         if a.action == "list":
             job.jobs_list(a.jobmanager)
@@ -512,8 +512,8 @@ def dispatch(a: argparse.Namespace) -> int:
         else:
             job.jobs_metrics(a.jobmanager, a.job_id)
     elif a.cmd == "reports":
-        from rtml.commands.review import collect, last_run, print_table
-        from rtml.config import load_config
+        from rtml.cli.commands.review import collect, last_run, print_table
+        from rtml.core.config import load_config
 
         last = last_run() or {}
         config = a.config or Path(last.get("config", DEFAULT_CONFIG))
@@ -528,11 +528,11 @@ def dispatch(a: argparse.Namespace) -> int:
         print_table(verdicts)
         print(f"\nEvidently snapshots: {paths.workspace_dir()} (serve them with `rtml ui`)")
         if a.export:
-            from rtml.commands.report_export import export
+            from rtml.cli.commands.report_export import export
 
             export(verdicts, a.export)
     elif a.cmd == "ui":
-        from rtml.commands.services import ui
+        from rtml.cli.commands.services import ui
 
         return ui(a.port, a.workspace)
     return 0

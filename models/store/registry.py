@@ -19,8 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.metadata import ModelMetadata
-from rtml.errors import ModelError
+from models.store.metadata import ModelMetadata
+from rtml.core.errors import ModelError
 
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"

@@ -8,15 +8,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from deploy.kafka_broker import Broker
-from rtml import paths
-from rtml.commands import services
-from rtml.commands.data import ensure_model, produce_scenario, scenario_options
-from rtml.commands.job import JobTarget, run_embedded
-from rtml.commands.review import collect, print_table, remember_run
-from rtml.config import load_config
-from rtml.console import say, step
-from rtml.errors import JobError
-from rtml.kafka_client import read_topic
+from deploy.kafka_client import read_topic
+from rtml.cli.commands import services
+from rtml.cli.commands.data import ensure_model, produce_scenario, scenario_options
+from rtml.cli.commands.job import JobTarget, run_embedded
+from rtml.cli.commands.review import collect, print_table, remember_run
+from rtml.cli.console import say, step
+from rtml.core import paths
+from rtml.core.config import load_config
+from rtml.core.errors import JobError
 
 DEMO_DAYS = 3.0
 DRIFT_AT_H = 48.0

@@ -6,10 +6,10 @@ import html
 import os
 from pathlib import Path
 
-from rtml import paths
-from rtml.commands.review import Verdicts
-from rtml.console import say, step
-from rtml.errors import ServiceError
+from rtml.cli.commands.review import Verdicts
+from rtml.cli.console import say, step
+from rtml.core import paths
+from rtml.core.errors import ServiceError
 
 
 def _snapshot_file(report_id: str) -> Path | None:

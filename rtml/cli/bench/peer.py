@@ -13,7 +13,7 @@ with at-least-once delivery:
 A benchmark baseline, not product code: it keeps its state in memory (a restart starts the
 features from nothing) and applies events on arrival (``feature_order = "arrival"``).
 
-    python -m rtml.bench.peer --config CFG --bootstrap HOST:PORT --topic-prefix P
+    python -m rtml.cli.bench.peer --config CFG --bootstrap HOST:PORT --topic-prefix P
                               --registry DIR [--bounded] [--stats FILE]
 
 It prints ``rtml peer: ready`` once its consumer is assigned and the model loaded, and on
@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtml.config import Entity, JobConfig, load_config
-from rtml.errors import JobError, RecordError, RtmlError, ServiceError
-from rtml.kafka_client import client_settings
+from deploy.kafka_client import client_settings
+from rtml.core.config import Entity, JobConfig, load_config
+from rtml.core.errors import JobError, RecordError, RtmlError, ServiceError
 from udfs.features.offline import FeatureReplay
 from udfs.model_slots import score_timed
 from udfs.serving import ServingModel, load_serving_model
@@ -276,7 +276,8 @@ def _stats(scorer: PeerScorer, took_s: float) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="rtml.bench.peer", description="rtml bench (d): the scoring job as a plain consumer"
+        prog="rtml.cli.bench.peer",
+        description="rtml bench (d): the scoring job as a plain consumer",
     )
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--registry", type=Path, required=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.registry import Registry
-from rtml import paths
-from rtml.config import JobConfig
-from rtml.console import say
-from rtml.errors import ModelError
+from models.store.registry import Registry
+from rtml.cli.console import say
+from rtml.core import paths
+from rtml.core.config import JobConfig
+from rtml.core.errors import ModelError
 
 
 def models_list() -> None:
@@ -39,7 +39,7 @@ def models_show(name: str, version: str) -> None:
 
 
 def _send(cfg: JobConfig, switch) -> str:
-    from rtml.kafka_client import ensure_topics, produce
+    from deploy.kafka_client import ensure_topics, produce
 
     topic = cfg.kafka.topics.control
     ensure_topics(cfg, [topic])
@@ -92,8 +92,8 @@ def models_unshadow(cfg: JobConfig) -> None:
 
 def shadow_report(cfg: JobConfig, out: Path | None = None) -> list[dict]:
     """Read the shadow topic and print one summary per (live, candidate) pair."""
+    from deploy.kafka_client import read_topic
     from models.shadow_report import summarize
-    from rtml.kafka_client import read_topic
 
     reg = Registry(paths.registry_dir())
     favourable = 0

@@ -6,16 +6,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.kafka_client import ensure_topics, produce
 from models.dataset import build_dataset, read_jsonl
 from models.export import DEFAULT_TOLERANCE, export
-from models.registry import Registry
+from models.store.registry import Registry
 from models.train import train
-from rtml import paths
-from rtml.config import JobConfig
-from rtml.console import Progress, say, step
-from rtml.errors import ModelError
-from rtml.kafka_client import ensure_topics, produce
-from rtml.scenarios.cards import HOUR_MS, Scenario, ScenarioOptions, generate
+from rtml.cli.console import Progress, say, step
+from rtml.cli.scenarios.cards import HOUR_MS, Scenario, ScenarioOptions, generate
+from rtml.core import paths
+from rtml.core.config import JobConfig
+from rtml.core.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,9 @@ def train_from_log(
     label time read); see ``models.feedback``."""
     from datetime import UTC, datetime
 
+    from deploy.kafka_client import read_topic
     from models.feedback import feedback_training_set
     from models.train import model_inputs
-    from rtml.kafka_client import read_topic
     from udfs.validation import parse_timestamp
 
     cutoff = None

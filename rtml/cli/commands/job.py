@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import subprocess
 import sys
 import threading
@@ -12,12 +14,12 @@ from pathlib import Path
 from deploy import jars
 from deploy.flink_cluster import Cluster, flink_home
 from deploy.flink_rest import FlinkRest
+from deploy.kafka_client import end_offsets, ensure_topics
 from deploy.process import child_env
-from rtml import paths
-from rtml.config import JobConfig
-from rtml.console import say, step
-from rtml.errors import JobError, ServiceError
-from rtml.kafka_client import end_offsets, ensure_topics
+from rtml.cli.console import say, step
+from rtml.core import paths
+from rtml.core.config import JobConfig
+from rtml.core.errors import JobError, ServiceError
 
 MONITORING_NICE = 10
 METRICS_RETRIES = 6
@@ -142,6 +144,31 @@ def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None 
     return took
 
 
+# what the Flink workers import: the layers below the CLI (rtml's own package only its core)
+SHIPPED = ("udfs", "models", "flink_jobs", "deploy")
+
+
+def shipped_packages() -> list[Path]:
+    """The packages `flink run -pyfs` ships: ``SHIPPED`` and a copy of ``rtml`` that holds
+    only its core (the workers never import the CLI)."""
+    src = paths.REPO_ROOT / "rtml"
+    core = sorted((src / "core").glob("*.py"))
+    digest = hashlib.sha256()
+    for f in [src / "__init__.py", *core]:
+        digest.update(f.name.encode() + f.read_bytes())
+    staged = paths.cache_dir() / "ship" / digest.hexdigest()[:16]
+    if not (staged / "rtml" / "core" / "__init__.py").is_file():
+        tmp = staged.with_name(staged.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "rtml" / "core").mkdir(parents=True)
+        shutil.copy2(src / "__init__.py", tmp / "rtml" / "__init__.py")
+        for f in core:
+            shutil.copy2(f, tmp / "rtml" / "core" / f.name)
+        shutil.rmtree(staged, ignore_errors=True)
+        tmp.rename(staged)
+    return [staged / "rtml", *(paths.REPO_ROOT / d for d in SHIPPED)]
+
+
 def submit(
     cfg: JobConfig,
     target: JobTarget,
@@ -162,9 +189,7 @@ def submit(
             hint="start one with `rtml cluster start` or pass --jobmanager HOST:PORT",
         )
     flink = flink_home() / "bin" / "flink"
-    ship = ",".join(
-        str(paths.REPO_ROOT / d) for d in ("rtml", "udfs", "models", "flink_jobs", "deploy")
-    )
+    ship = ",".join(str(d) for d in shipped_packages())
     cmd = [
         "bash",
         str(flink),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from rtml.config import JobConfig
-from rtml.errors import ServiceError
-from rtml.kafka_client import client_settings
+from deploy.kafka_client import client_settings
+from rtml.core.config import JobConfig
+from rtml.core.errors import ServiceError
 
 TICK_S = 0.005  # the paced producer sends every 5 ms
 

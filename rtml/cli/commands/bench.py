@@ -6,7 +6,7 @@ Python peer, on the local broker and cluster, in one run, over the same input:
   (c)  rtml:  the product's scoring job with its side outputs (``--part scoring``; the
               monitors run as their own job in the recommended deployment)
   (d)  peer:  the same feature code and model in one plain Python consumer loop
-              (``rtml.bench.peer``, at-least-once), what a user might write instead of Flink
+              (``rtml.cli.bench.peer``, at-least-once), what a user might write instead of Flink
   (c1) rtml on the one-entity config (``deploy/configs/cards-one-entity.toml``), and
   (a1) the floor on it (throughput only)
   (c-t) rtml in thread mode (PyFlink's embedded interpreter: no bundles over gRPC), last
@@ -37,20 +37,20 @@ from pathlib import Path
 
 from deploy.flink_cluster import Cluster
 from deploy.kafka_broker import Broker
-from rtml import paths
-from rtml.bench import peer
-from rtml.bench.measure import append_times, event_id_of, state_bytes_per_key, throughput
-from rtml.bench.report import ALO, EO, HALF, point, print_table, write_plot
-from rtml.bench.runs import FlinkJob, Job, LoadRun, PeerJob, Warmup, bounded_run, paced_run
-from rtml.bench.stages import python_stages
-from rtml.commands import services
-from rtml.commands.data import ensure_model, scenario_options
-from rtml.commands.job import JobTarget
-from rtml.config import JobConfig, load_config
-from rtml.console import say, step
-from rtml.errors import ConfigError, JobError
-from rtml.kafka_client import ensure_topics, produce
-from rtml.scenarios.cards import generate
+from deploy.kafka_client import ensure_topics, produce
+from rtml.cli.bench import peer
+from rtml.cli.bench.measure import append_times, event_id_of, state_bytes_per_key, throughput
+from rtml.cli.bench.report import ALO, EO, HALF, point, print_table, write_plot
+from rtml.cli.bench.runs import FlinkJob, Job, LoadRun, PeerJob, Warmup, bounded_run, paced_run
+from rtml.cli.bench.stages import python_stages
+from rtml.cli.commands import services
+from rtml.cli.commands.data import ensure_model, scenario_options
+from rtml.cli.commands.job import JobTarget
+from rtml.cli.console import say, step
+from rtml.cli.scenarios.cards import generate
+from rtml.core import paths
+from rtml.core.config import JobConfig, load_config
+from rtml.core.errors import ConfigError, JobError
 
 LOADS = (0.25, 0.5, 0.75)  # offered load, as a fraction of (c)'s measured throughput
 EVENTS_PER_DAY = 6000  # the demo's rate: a few days of history warm the feature state up

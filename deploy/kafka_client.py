@@ -7,8 +7,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from rtml.config import JobConfig
-from rtml.errors import ServiceError
+from rtml.core.config import JobConfig
+from rtml.core.errors import ServiceError
 
 # [kafka.properties] are the Java client's (Flink passes them on verbatim); these are the ones
 # kafka-python, which rtml's own commands use, understands, translated to its spelling.

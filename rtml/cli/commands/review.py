@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rtml import paths
-from rtml.config import JobConfig
-from rtml.console import say
-from rtml.kafka_client import read_topic
+from deploy.kafka_client import read_topic
+from rtml.cli.console import say
+from rtml.core import paths
+from rtml.core.config import JobConfig
 
 LAST_RUN = "last-run.json"
 

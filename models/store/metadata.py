@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtml.errors import ModelError
+from rtml.core.errors import ModelError
 
 
 @dataclass(frozen=True)
