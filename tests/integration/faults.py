@@ -14,6 +14,7 @@ from rtml.cli.commands.data import scenario_options
 from rtml.cli.commands.job import JobTarget
 from rtml.cli.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
+from udfs.features import apply
 from udfs.features.offline import FeatureReplay
 
 
@@ -53,7 +54,8 @@ def scoring_target(
 
 
 def in_event_time_order(events: list[dict]) -> list[dict]:
-    return sorted(events, key=lambda e: (e["event_time"], e["event_id"]))
+    """The card events in the order event-time order applies them (the job's own rule)."""
+    return apply.in_event_time_order(events, "event_time", "event_id")
 
 
 def check_exactly_once(c, events: list[dict]) -> dict:

@@ -13,6 +13,7 @@ from typing import Any
 
 from rtml.core.config import Entity, JobConfig
 from rtml.core.featurespec import FeatureSet
+from udfs.features.apply import Applied, apply_event
 from udfs.features.engine import EntityFeatures
 
 
@@ -40,20 +41,20 @@ class FeatureReplay:
         return cls(cfg.features, s.entities, s.event_time, s.event_id)
 
     def observe(self, event: Mapping[str, Any]) -> dict[str, float] | None:
+        """The event's features over every entity (``apply_event``, as the job's stages
+        apply it), or None when an entity finds it late or a duplicate."""
         ts = int(event[self.event_time])
         out: dict[str, float] = {}
         for i, (entity, fs) in enumerate(self.stages):
             key = (entity.name, str(event[entity.key]))
-            st = self.state.get(key)
-            if st is None or st.is_expired(ts):
-                st = self.state[key] = EntityFeatures(fs)
-            if st.is_late(ts):
-                return None
             eid = event.get(self.event_id) if i == 0 else None
-            eid = None if eid is None else str(eid)
-            if eid is not None and st.is_duplicate(eid):
+            st, outcome = apply_event(
+                self.state.get(key), fs, ts, event, None if eid is None else str(eid)
+            )
+            self.state[key] = st
+            if not isinstance(outcome, Applied):
                 return None
-            out.update(st.observe(ts, event, eid))
+            out.update(outcome.features)
         return out
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rtml.core.errors import StateVersionError
+from udfs.features.apply import event_order
 
 SNAPSHOT_VERSION = 1
 
@@ -43,7 +44,7 @@ class PendingEvents:
     def add(self, ts: int, tie: str, event: dict[str, Any]) -> int | None:
         """Hold ``event``; returns the event-time timer to register when no registered one
         fires by ``ts`` (then ``timer`` is ``ts``), else None."""
-        heapq.heappush(self._heap, (ts, tie, self._seq, event))
+        heapq.heappush(self._heap, (*event_order(ts, tie), self._seq, event))
         self._seq += 1
         if self.timer is None or ts < self.timer:
             self.timer = ts

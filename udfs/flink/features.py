@@ -30,6 +30,7 @@ from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from rtml.core.config import Entity
 from rtml.core.errors import RecordError
 from rtml.core.featurespec import FeatureSet
+from udfs.features.apply import Duplicate, Late, apply_event
 from udfs.features.engine import EntityFeatures
 from udfs.features.pending import PendingEvents
 from udfs.features.stored import StoredFeatures
@@ -204,25 +205,23 @@ class FeatureStage:
             self.largest_bytes.offer(len(pickle.dumps(stored)), now)
 
     def _apply(self, st: EntityFeatures | None, ts: int, value: dict, ctx) -> tuple:
-        """Apply one event to the key's state; returns (state, records to emit)."""
-        if st is None or st.is_expired(ts):
-            st = EntityFeatures(self.features)
-        if st.is_late(ts):
+        """Apply one event to the key's state (``apply_event``, the offline replay's rule);
+        returns (state, records to emit)."""
+        eid = str(value[self.id_field]) if self.dedupe else None
+        st, outcome = apply_event(st, self.features, ts, value, eid)
+        if isinstance(outcome, Late):
             self.late_events.inc()
             late = {
-                "reason": f"event is {(st.newest_ts - ts) // 1000}s older than the newest event of {self.entity.key}={ctx.get_current_key()}, beyond the allowed lateness of {self.features.allowed_lateness_ms // 1000}s",
+                "reason": f"event is {(outcome.newest_ts - ts) // 1000}s older than the newest event of {self.entity.key}={ctx.get_current_key()}, beyond the allowed lateness of {self.features.allowed_lateness_ms // 1000}s",
                 "entity": self.entity.name,
                 "key": ctx.get_current_key(),
                 "event": value,
             }
             return st, [tagged(self.late_id, to_json_nan_safe(late))]
-        eid = None
-        if self.dedupe:
-            eid = str(value[self.id_field])
-            if st.is_duplicate(eid):
-                self.duplicates.inc()
-                return st, [tagged(self.dead_id, self._duplicate(eid, value))]
-        value.update(st.observe(ts, value, eid))
+        if isinstance(outcome, Duplicate):
+            self.duplicates.inc()
+            return st, [tagged(self.dead_id, self._duplicate(outcome.event_id, value))]
+        value.update(outcome.features)
         return st, [value]
 
     def _duplicate(self, eid: str, value: dict) -> str:
