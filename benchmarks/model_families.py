@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import build_dataset
-from models.estimators import ESTIMATORS
 from models.export import export
 from models.quantize import interleaved_latency_us
 from models.store.registry import Registry
 from models.train import frame_for_model, train
 from rtml.cli.scenarios.cards import ScenarioOptions, generate
-from rtml.core.config import load_config
+from rtml.core.config import ESTIMATORS, load_config
 from udfs.scoring import OnnxScorer
 
 

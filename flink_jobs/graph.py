@@ -64,7 +64,7 @@ from flink_jobs.stages import (
     union,
 )
 from flink_jobs.tags import ALERTS, DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS
-from rtml.core.config import JobConfig
+from rtml.core.config import BASELINE_PARTS, JobConfig
 from udfs.flink.monitoring import DriftFunction, FairnessFunction
 from udfs.flink.records import ConstantKey
 from udfs.flink.scoring import FeaturesAndScoreFunction
@@ -91,7 +91,7 @@ def build(
     Run as two jobs, the monitors read the scores topic and can never slow scoring down (in
     one job they share its stream and CPU: measured in benchmarks/monitor_latency.py)."""
     favourable = check_model(cfg, opts) if verify_model else 0  # rtml plan builds unverified
-    if opts.part in ("floor", "naive"):
+    if opts.part in BASELINE_PARTS:
         build_baseline(env, cfg, opts)
         return
     scored = None

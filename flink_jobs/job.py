@@ -14,7 +14,14 @@ from pathlib import Path
 # `flink run -py` executes this file as a script: make the project importable from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rtml.core.config import PYTHON_WORKERS  # noqa: E402
+from rtml.core.config import (  # noqa: E402
+    DELIVERIES,
+    EXECUTION_MODES,
+    FEATURE_ORDERS,
+    GRAPH_PARTS,
+    PYTHON_WORKERS,
+    STATE_BACKENDS,
+)
 from rtml.core.errors import RtmlError  # noqa: E402
 
 # command-line options that override the [job] setting of the same name when given
@@ -46,20 +53,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parallelism", type=int, default=None)
     p.add_argument(
         "--feature-order",
-        choices=["arrival", "event-time"],
+        choices=FEATURE_ORDERS,
         default=None,
         help="override [job] feature_order",
     )
     p.add_argument(
         "--state-backend",
-        choices=["hashmap", "rocksdb"],
+        choices=STATE_BACKENDS,
         default=None,
         help="override [job] state_backend (rocksdb for state larger than memory)",
     )
     p.add_argument("--detached", action="store_true", help="submit and return instead of waiting")
     p.add_argument(
         "--part",
-        choices=["all", "scoring", "monitoring", "floor", "naive"],
+        choices=GRAPH_PARTS,
         default="all",
         help="run scoring and monitoring in one job, or one of them (floor and naive are the "
         "`rtml bench` baselines)",
@@ -86,13 +93,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--execution-mode",
-        choices=["process", "thread"],
+        choices=EXECUTION_MODES,
         default=None,
         help="override [job] execution_mode",
     )
     p.add_argument(
         "--delivery",
-        choices=["exactly-once", "at-least-once"],
+        choices=DELIVERIES,
         default=None,
         help="override [job] delivery",
     )

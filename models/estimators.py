@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rtml.core.config import ESTIMATORS
 from rtml.core.errors import ModelError
 
-ESTIMATORS = ("hgb", "lightgbm", "xgboost", "mlp")
 # estimators that need numeric inputs without gaps and on one scale
 SCALED = ("mlp",)
 

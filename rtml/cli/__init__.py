@@ -6,14 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.estimators import ESTIMATORS
 from rtml.cli.console import fail
 from rtml.core import paths
-from rtml.core.config import PYTHON_WORKERS
+from rtml.core.config import (
+    ESTIMATORS,
+    FEATURE_ORDERS,
+    GRAPH_PARTS,
+    JOB_PARTS,
+    PYTHON_WORKERS,
+    STATE_BACKENDS,
+)
 from rtml.core.errors import ConfigError, RtmlError
 
 DEFAULT_CONFIG = paths.DEPLOY_DIR / "configs" / "cards.toml"
-PLAN_PARTS = ("scoring", "monitoring", "all", "floor", "naive")
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -239,14 +244,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     p.add_argument(
         "--part",
-        choices=PLAN_PARTS,
+        choices=GRAPH_PARTS,
         default="scoring",
         help="the job graph to plan: scoring, monitoring, both in one job (all), or a "
         "`rtml bench` baseline (floor, naive)",
     )
     p.add_argument(
         "--feature-order",
-        choices=("arrival", "event-time"),
+        choices=FEATURE_ORDERS,
         default=None,
         help="plan with this feature order instead of the config's [job] feature_order",
     )
@@ -265,7 +270,7 @@ def parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--part",
-            choices=["all", "scoring", "monitoring"],
+            choices=JOB_PARTS,
             default="all",
             help="one job, or scoring / monitoring alone (run both: the monitors then read the scores topic and never slow scoring)",
         )
@@ -273,7 +278,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--parallelism", type=int, default=None)
         p.add_argument(
             "--state-backend",
-            choices=["hashmap", "rocksdb"],
+            choices=STATE_BACKENDS,
             default=None,
             help="override [job] state_backend: rocksdb keeps keyed state on disk (state larger than memory)",
         )

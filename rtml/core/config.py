@@ -12,12 +12,30 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rtml.core.errors import ConfigError
 from rtml.core.featurespec import AGGREGATIONS, FeatureSet, FeatureSpec
 
 PYTHON_WORKERS = (1, 2)  # [job] python_workers: the scoring pipeline in one or two processes
+
+# The allowed values of the settings that take one of a few, declared once: the config parser,
+# the CLI and the job entry point all take them from here.
+Delivery = Literal["exactly-once", "at-least-once"]
+StateBackend = Literal["hashmap", "rocksdb"]
+FeatureOrder = Literal["arrival", "event-time"]
+ExecutionMode = Literal["process", "thread"]
+JobPart = Literal["all", "scoring", "monitoring"]  # what `rtml run` / `rtml submit` deploy
+BaselinePart = Literal["floor", "naive"]  # the bench's baseline graphs
+Estimator = Literal["hgb", "lightgbm", "xgboost", "mlp"]
+DELIVERIES: tuple[Delivery, ...] = get_args(Delivery)
+STATE_BACKENDS: tuple[StateBackend, ...] = get_args(StateBackend)
+FEATURE_ORDERS: tuple[FeatureOrder, ...] = get_args(FeatureOrder)
+EXECUTION_MODES: tuple[ExecutionMode, ...] = get_args(ExecutionMode)
+JOB_PARTS: tuple[JobPart, ...] = get_args(JobPart)
+BASELINE_PARTS: tuple[BaselinePart, ...] = get_args(BaselinePart)
+GRAPH_PARTS: tuple[str, ...] = (*JOB_PARTS, *BASELINE_PARTS)  # what a graph can build
+ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)
 
 FIELD_TYPES = ("string", "float", "int", "category", "timestamp", "bool")
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
@@ -153,12 +171,12 @@ class MonitoringSettings:
 class JobSettings:
     name: str
     parallelism: int = 1
-    execution_mode: str = "process"
+    execution_mode: ExecutionMode = "process"
     # exactly-once output becomes visible at checkpoints: the interval bounds its latency
     checkpoint_interval_ms: int = 1_000
-    delivery: str = "exactly-once"
+    delivery: Delivery = "exactly-once"
     transaction_timeout_ms: int = 600_000
-    state_backend: str = "hashmap"
+    state_backend: StateBackend = "hashmap"
     state_cache_size: int = 100_000  # Python-side state cache entries per worker
     bundle_size: int = 1000  # records per Python bundle (changed state is written back at its end)
     # a Python stage holds its records until the bundle closes: latency ~ stages x bundle time
@@ -173,7 +191,7 @@ class JobSettings:
     # event-time order, i.e. parallelism 1). "event-time": each keyed stage buffers an event
     # until the watermark passes it, then applies events in (time, id) order: identical
     # features at any parallelism and through catch-ups, at the cost of the watermark delay.
-    feature_order: str = "arrival"
+    feature_order: FeatureOrder = "arrival"
     # rtml's bundle-end state writes (udfs/flink/state_writes.py: every key's write sent before
     # any is awaited); false keeps PyFlink's own commit, one round trip per key
     pipelined_state_writes: bool = True
@@ -277,6 +295,26 @@ def _int(sec: dict, key: str, default: int) -> int:
     return v
 
 
+# what each choice means, for the error that names the allowed values
+CHOICE_NOTES = {
+    "arrival": "lowest latency",
+    "event-time": "same features at any parallelism",
+    "thread": "embedded Python, PyFlink's thread mode",
+}
+
+
+def _choice(sec: dict, key: str, allowed: tuple[str, ...], where: str) -> Any:
+    """One of ``allowed`` (the first is the default); anything else is a one-line error
+    naming the key and the values it takes."""
+    v = sec.get(key, allowed[0])
+    if v not in allowed:
+        values = " or ".join(
+            f"'{a}'" + (f" ({CHOICE_NOTES[a]})" if a in CHOICE_NOTES else "") for a in allowed
+        )
+        raise ConfigError(f"{where} {key} = {v!r} is not supported", hint=f"use {values}")
+    return v
+
+
 def _bool(sec: dict, key: str, default: bool) -> bool:
     """A true/false setting; anything else is a one-line error naming the key."""
     v = sec.get(key, default)
@@ -300,15 +338,15 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
     job = JobSettings(
         name=str(_req(j, "name", "[job]")),
         parallelism=_int(j, "parallelism", 1),
-        execution_mode=str(j.get("execution_mode", "process")),
+        execution_mode=_choice(j, "execution_mode", EXECUTION_MODES, "[job]"),
         checkpoint_interval_ms=parse_duration(
             j.get("checkpoint_interval", "1s"), "[job] checkpoint_interval"
         ),
-        delivery=str(j.get("delivery", "exactly-once")),
+        delivery=_choice(j, "delivery", DELIVERIES, "[job]"),
         transaction_timeout_ms=parse_duration(
             j.get("transaction_timeout", "10m"), "[job] transaction_timeout"
         ),
-        state_backend=str(j.get("state_backend", "hashmap")),
+        state_backend=_choice(j, "state_backend", STATE_BACKENDS, "[job]"),
         state_cache_size=_int(j, "state_cache_size", 100_000),
         bundle_size=_int(j, "bundle_size", 1000),
         bundle_time_ms=parse_duration(j.get("bundle_time", "10ms"), "[job] bundle_time"),
@@ -317,33 +355,13 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
             j.get("watermark_interval", "50ms"), "[job] watermark_interval"
         ),
         python_workers=_int(j, "python_workers", 1),
-        feature_order=str(j.get("feature_order", "arrival")),
+        feature_order=_choice(j, "feature_order", FEATURE_ORDERS, "[job]"),
         pipelined_state_writes=_bool(j, "pipelined_state_writes", True),
     )
-    if job.feature_order not in ("arrival", "event-time"):
-        raise ConfigError(
-            f"[job] feature_order = {job.feature_order!r} is not supported",
-            hint="use 'arrival' (lowest latency) or 'event-time' (same features at any parallelism)",
-        )
-    if job.delivery not in ("exactly-once", "at-least-once"):
-        raise ConfigError(
-            f"[job] delivery = {job.delivery!r} is not supported",
-            hint="use 'exactly-once' or 'at-least-once'",
-        )
-    if job.execution_mode not in ("process", "thread"):
-        raise ConfigError(
-            f"[job] execution_mode = {job.execution_mode!r} is not supported",
-            hint="use 'process' or 'thread'",
-        )
     if job.python_workers not in PYTHON_WORKERS:
         raise ConfigError(
             f"[job] python_workers = {job.python_workers} is not supported",
             hint="use 1 (one Python process per parallel instance) or 2 (the scoring pipeline split in two: twice the slots, two cores busy)",
-        )
-    if job.state_backend not in ("hashmap", "rocksdb"):
-        raise ConfigError(
-            f"[job] state_backend = {job.state_backend!r} is not supported",
-            hint="use 'hashmap' or 'rocksdb'",
         )
 
     k = _section(raw, "kafka", src)
