@@ -67,3 +67,16 @@ def test_services_take_only_the_core(tmp_path):
 def test_below_the_adapters_nothing_imports_pyflink():
     """The pure logic runs and is tested without a JVM (and offline, for training)."""
     assert pyflink_imports(ROOT, {"core", "store", "logic", "training"}) == []
+
+
+def test_every_command_is_one_module_owning_its_arguments_and_its_run():
+    """``rtml/cli/__init__.py`` is only the entry point: each command of the parser is one
+    module of ``rtml.cli.verbs``, named after it."""
+    from rtml.cli import parser
+    from rtml.cli.verbs import COMMANDS
+
+    names = [c.NAME for c in COMMANDS]
+    assert [c.__name__.rsplit(".", 1)[-1] for c in COMMANDS] == names
+    assert all(callable(c.add_arguments) and callable(c.run) and c.HELP for c in COMMANDS)
+    sub = next(a for a in parser()._actions if a.dest == "cmd")
+    assert list(sub.choices) == names
