@@ -148,6 +148,25 @@ def test_drift_flagged_after_the_injected_change_and_reports_saved(run):
     assert len(snapshots) >= 8, list(ws.rglob("*"))[:20]
 
 
+def test_reports_gate_exits_with_the_breach_code_on_drift_and_not_after_it(run, capsys):
+    """`rtml reports --fail-on drift` on this run's topics: its drifted windows give the
+    breach code; ``--since`` after the last of them gives 0."""
+    from rtml.cli import main
+    from rtml.cli.commands.review import BREACH_EXIT
+
+    c = run["cfg"]
+    args = ["reports", "--config", str(DEMO_CONFIG), "--bootstrap", c.kafka.bootstrap_servers]
+    args += ["--topic-prefix", "it1.", "--fail-on", "drift"]
+    drifted = [d for d in run["drift"] if d["status"] == "drift"]
+    assert drifted
+    assert main(args) == BREACH_EXIT
+    out = capsys.readouterr().out
+    assert f"gate (drift): {len(drifted)} window(s) breached" in out
+    after = max(d["window_start"] for d in drifted) + 1
+    assert main([*args, "--since", str(after)]) == 0
+    assert "gate (drift): no breach in scope" in capsys.readouterr().out
+
+
 def test_reports_export_html_and_fairness_plot(run, tmp_path):
     from rtml.cli.commands.report_export import export
     from rtml.cli.commands.review import collect

@@ -12,6 +12,11 @@ from rtml.core import paths
 from rtml.core.config import JobConfig
 
 LAST_RUN = "last-run.json"
+# what `rtml reports --fail-on` can gate on
+GATES = ("drift", "fairness")
+# the exit code of `rtml reports --fail-on` when a window in scope breached: apart from every
+# error's code (1 to 7), so that a pipeline tells "the model breached" from "rtml failed"
+BREACH_EXIT = 10
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,70 @@ def print_table(v: Verdicts) -> None:
             f"{window.replace('T', ' ').replace(':00Z', ''):<36} {status:<18} {'' if share is None else f'{share:5.2f}':>5}  "
             f"{_fmt(f.get('disparate_impact_ratio'))} {_fmt(f.get('equal_opportunity_ratio'))} {'' if cov is None else f'{cov:6.0%}':>6}  {', '.join(alerts) or '-'}"
         )
+
+
+@dataclass(frozen=True)
+class Breach:
+    kind: str  # "drift" or "fairness"
+    window: str
+    window_start: int
+    model_version: str | None
+    detail: str
+
+
+def breaches(
+    v: Verdicts,
+    kinds: tuple[str, ...],
+    since_ms: int | None = None,
+    model_version: str | None = None,
+) -> list[Breach]:
+    """The final windows in scope that breached: drift (the window's verdict is drift, warm-up
+    and windows with too few rows never are) and fairness (a final report with an alert: a
+    four-fifths breach with 95% confidence; a point estimate alone, ``watch``, is not one).
+    In scope: windows that start at or after ``since_ms``, scored by ``model_version``."""
+
+    def in_scope(r: dict) -> bool:
+        if since_ms is not None and r["window_start"] < since_ms:
+            return False
+        return model_version is None or str(r.get("model_version")) == model_version
+
+    out = []
+    if "drift" in kinds:
+        for d in v.drift:
+            if d.get("status") == "drift" and in_scope(d):
+                cols = ", ".join(d.get("drifted_columns") or [])
+                share = d.get("drift_share")
+                out.append(
+                    Breach(
+                        "drift",
+                        d.get("window", str(d["window_start"])),
+                        d["window_start"],
+                        d.get("model_version"),
+                        f"drift share {share:.2f}" + (f" ({cols})" if cols else ""),
+                    )
+                )
+    if "fairness" in kinds:
+        for f in v.fairness:
+            if f.get("status") == "final" and f.get("alerts") and in_scope(f):
+                out.append(
+                    Breach(
+                        "fairness",
+                        f.get("window", str(f["window_start"])),
+                        f["window_start"],
+                        f.get("model_version"),
+                        ", ".join(f["alerts"]),
+                    )
+                )
+    return sorted(out, key=lambda b: (b.window_start, b.kind))
+
+
+def gate(found: list[Breach], kinds: tuple[str, ...]) -> int:
+    """Print the breaches; ``BREACH_EXIT`` if any, else 0."""
+    what = ", ".join(kinds)
+    if not found:
+        say(f"\ngate ({what}): no breach in scope")
+        return 0
+    say(f"\ngate ({what}): {len(found)} window(s) breached")
+    for b in found:
+        say(f"  {b.kind:<9} {b.window}  model {b.model_version}  {b.detail}")
+    return BREACH_EXIT
