@@ -51,6 +51,7 @@ BROKER_DOWN_S = 15
 # rtml's counters of events applied out of order (since the job's last restart: Flink's
 # metrics start again with each attempt), recorded with the figures
 ORDER_COUNTERS = ("behind_watermark", "late_events")
+METRICS_TRIES = 10
 
 
 def _drain_once_consumed(c, cluster, job: str, n_events: int) -> tuple[int, dict]:
@@ -65,13 +66,18 @@ def _drain_once_consumed(c, cluster, job: str, n_events: int) -> tuple[int, dict
         every=2,
     )
     restarts = cluster.rest.restarts(job)
-    counted = {
-        f"{op.split(' ')[2] if op.startswith('features by') else op}.{name}": int(v)
-        for op, metrics in cluster.rest.operator_metrics(job, ".rtml.").items()
-        for m, v in metrics.items()
-        for name in ORDER_COUNTERS
-        if m.endswith(f".rtml.{name}")
-    }
+    counted: dict[str, int] = {}
+    for _ in range(METRICS_TRIES):  # the JobManager fetches them lazily: the first query starts it
+        counted = {
+            f"{op.split(' ')[2] if op.startswith('features by') else op}.{name}": int(v)
+            for op, metrics in cluster.rest.operator_metrics(job, ".rtml.").items()
+            for m, v in metrics.items()
+            for name in ORDER_COUNTERS
+            if m.endswith(f".rtml.{name}")
+        }
+        if counted:
+            break
+        time.sleep(1)
     jobs_stop(cluster.address, job, None, drain=True)
     return restarts, counted
 

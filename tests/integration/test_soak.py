@@ -1,7 +1,7 @@
 """Soak: the scoring job held under load for half an hour, with faults (`make soak`; marker
 ``soak``, in neither `make test` nor `make test-slow`).
 
-The card job (arrival order at parallelism 1, or ``RTML_SOAK_ORDER`` and
+The card job (event-time order at parallelism 2, or ``RTML_SOAK_ORDER`` and
 ``RTML_SOAK_PARALLELISM``), exactly-once, on the real local cluster
 (two TaskManagers) and broker. Its maximum rate is measured first (a bounded run over a
 preloaded backlog, the same job); then events are produced at half of it for
@@ -54,12 +54,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 MINUTES = float(os.environ.get("RTML_SOAK_MINUTES", "30"))
 RATE = os.environ.get("RTML_SOAK_RATE")  # events/s; unset: half of the measured maximum
-# arrival order at parallelism 1 by default: event-time order at parallelism 2 gave merchant
-# features that differ from the replay after a TaskManager kill once its subtasks were spread
-# over both TaskManagers (docs/limits.md); RTML_SOAK_ORDER=event-time RTML_SOAK_PARALLELISM=2
-# runs it that way
-ORDER = os.environ.get("RTML_SOAK_ORDER", "arrival")
-PARALLELISM = int(os.environ.get("RTML_SOAK_PARALLELISM", "1"))
+# event-time order at parallelism 2 by default (the scaled-out deployment: its subtasks on
+# both TaskManagers, so each kill takes half of them, and the card scenario's hottest merchant
+# holds most of the merchant stage's events); RTML_SOAK_ORDER=arrival RTML_SOAK_PARALLELISM=1
+# runs the default deployment
+ORDER = os.environ.get("RTML_SOAK_ORDER", "event-time")
+PARALLELISM = int(os.environ.get("RTML_SOAK_PARALLELISM", "2"))
 EVENTS_PER_DAY = 6000  # the demo's density of event time
 MAX_RATE_EVENTS = 20_000
 KILL_EVERY_S = int(os.environ.get("RTML_SOAK_KILL_EVERY_S", "240"))
@@ -279,13 +279,26 @@ def _expected_state_bytes(c, events: list[dict]) -> tuple[int, int]:
     return len(replay.state), total
 
 
+def _largest_key_over_time(steady: list[dict]) -> dict[str, list[int]]:
+    """Per gauge of the largest key (a hot merchant's stored bytes and waiting events): its
+    maximum over the first and over the last fifth of the steady samples."""
+    out = {}
+    names = sorted({k for s in steady for k in s.get("largest_key", {})})
+    fifth = max(1, len(steady) // 5)
+    for name in names:
+        first = [s["largest_key"][name] for s in steady[:fifth] if name in s.get("largest_key", {})]
+        last = [s["largest_key"][name] for s in steady[-fifth:] if name in s.get("largest_key", {})]
+        out[name] = [max(first, default=0), max(last, default=0)]
+    return out
+
+
 def _plot(samples, slices, kills, broker, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
+    fig, ax = plt.subplots(4, 1, figsize=(9, 12), sharex=True)
     t = [s["t"] / 60 for s in samples]
     ax[0].plot(
         [s["slice_start_s"] / 60 + SLICE_S / 120 for s in slices],
@@ -309,8 +322,17 @@ def _plot(samples, slices, kills, broker, out: Path) -> None:
     ax[1].legend()
     ax[2].plot(t, [s["jvm_rss"] / 2**20 for s in samples], label="TaskManager JVMs MiB")
     ax[2].plot(t, [s["python_rss"] / 2**20 for s in samples], label="Python workers MiB")
-    ax[2].set_xlabel("minutes")
     ax[2].legend()
+    names = sorted({k for s in samples for k in s.get("largest_key", {})})
+    for name in names:
+        values = [s.get("largest_key", {}).get(name) for s in samples]
+        scale = 1024 if name.endswith("state_bytes_largest_key") else 1
+        unit = "KiB" if scale == 1024 else "events"
+        ax[3].plot(t, [None if v is None else v / scale for v in values], label=f"{name} ({unit})")
+    ax[3].set_ylabel("largest key")
+    ax[3].set_xlabel("minutes")
+    if names:
+        ax[3].legend(fontsize=7)
     for a in ax:
         for k in kills:
             a.axvline(k["t"] / 60, color="red", alpha=0.3)
@@ -380,6 +402,7 @@ def test_soak_half_load_with_kills_and_a_broker_restart(cfg, broker, model, clus
     fifth = max(1, len(mem) // 5)
     growth = statistics.median(mem[-fifth:]) / statistics.median(mem[:fifth]) - 1 if mem else None
     ckpt = [s["checkpoint_bytes"] for s in late]
+    largest = _largest_key_over_time(steady)
     figures = {
         "minutes": MINUTES,
         "run_seconds": round(run_s, 1),
@@ -405,6 +428,7 @@ def test_soak_half_load_with_kills_and_a_broker_restart(cfg, broker, model, clus
         ]
         if mem
         else None,
+        "largest_key_first_last_fifth": largest,
         "samples": samples,
         "kills": faults.kills,
     }
