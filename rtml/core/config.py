@@ -315,28 +315,93 @@ def _choice(sec: dict, key: str, allowed: tuple[str, ...], where: str) -> Any:
     return v
 
 
-def _bool(sec: dict, key: str, default: bool) -> bool:
-    """A true/false setting; anything else is a one-line error naming the key."""
-    v = sec.get(key, default)
-    if not isinstance(v, bool):
-        raise ConfigError(
-            f"{key} = {v!r} is not true or false",
-            hint=f"write {key} = {str(default).lower()} (a TOML boolean, no quotes)",
-        )
-    return v
-
-
 def _req(sec: dict, key: str, where: str) -> Any:
     if key not in sec:
         raise ConfigError(f"{where}: missing key '{key}'", hint=f"add {key} = ... under {where}")
     return sec[key]
 
 
+def _kind(v: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(
+        type(v), "a list" if isinstance(v, list) else "a table" if isinstance(v, dict) else "a value"
+    )
+
+
+def _table(sec: dict, key: str, where: str, required: bool = True) -> dict:
+    """A sub-table; anything else is a one-line error naming the key."""
+    v = _req(sec, key, where) if required else sec.get(key, {})
+    if not isinstance(v, dict):
+        raise ConfigError(
+            f"{where} {key} is {_kind(v)}, not a table",
+            hint=f"write it as a table: [{key}] with key = value lines, or {key} = {{ ... }}",
+        )
+    return v
+
+
+def _text(sec: dict, key: str, where: str, default: str | None = None) -> str:
+    """A string setting (required when there is no default)."""
+    v = _req(sec, key, where) if default is None else sec.get(key, default)
+    if not isinstance(v, str):
+        raise ConfigError(
+            f"{where} {key} = {v!r} is {_kind(v)}, not a string",
+            hint=f'write {key} = "..." (in quotes)',
+        )
+    return v
+
+
+def _texts(sec: dict, key: str, where: str) -> tuple[str, ...]:
+    """A list of strings (empty when absent)."""
+    v = sec.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ConfigError(
+            f"{where} {key} = {v!r} is not a list of strings",
+            hint=f'write {key} = ["a", "b"]',
+        )
+    return tuple(v)
+
+
+def _number(sec: dict, key: str, where: str, default: float | None = None) -> float | None:
+    """A number setting (int or float, not a boolean), or ``default`` when absent."""
+    v = sec.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ConfigError(
+            f"{where} {key} = {v!r} is {_kind(v)}, not a number",
+            hint=f"write {key} as a number, e.g. {default if default is not None else 0}",
+        )
+    return v
+
+
+def _flag(sec: dict, key: str, where: str, default: bool) -> bool:
+    v = sec.get(key, default)
+    if not isinstance(v, bool):
+        raise ConfigError(
+            f"{where} {key} = {v!r} is not true or false",
+            hint=f"write {key} = {str(default).lower()} (a TOML boolean, no quotes)",
+        )
+    return v
+
+
 def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
+    """The typed config of a parsed TOML document. A wrong value anywhere is a one-line
+    ``ConfigError`` naming the key; a shape no check foresaw still is one, naming the file."""
+    try:
+        return _parse_config(raw, source)
+    except ConfigError:
+        raise
+    except (TypeError, AttributeError, ValueError, KeyError) as e:
+        raise ConfigError(
+            f"{source}: a value has a type or shape rtml cannot read ({type(e).__name__}: {e})",
+            hint="compare the sections with deploy/configs/cards.toml (tables, lists, strings, numbers)",
+        ) from None
+
+
+def _parse_config(raw: dict, source: str) -> JobConfig:
     src = source
     j = _section(raw, "job", src)
     job = JobSettings(
-        name=str(_req(j, "name", "[job]")),
+        name=_text(j, "name", "[job]"),
         parallelism=_int(j, "parallelism", 1),
         execution_mode=_choice(j, "execution_mode", EXECUTION_MODES, "[job]"),
         checkpoint_interval_ms=parse_duration(
@@ -356,7 +421,7 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         ),
         python_workers=_int(j, "python_workers", 1),
         feature_order=_choice(j, "feature_order", FEATURE_ORDERS, "[job]"),
-        pipelined_state_writes=_bool(j, "pipelined_state_writes", True),
+        pipelined_state_writes=_flag(j, "pipelined_state_writes", "[job]", True),
     )
     if job.python_workers not in PYTHON_WORKERS:
         raise ConfigError(
@@ -365,8 +430,8 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
         )
 
     k = _section(raw, "kafka", src)
-    t = _req(k, "topics", "[kafka]")
-    events = str(t.get("events", ""))
+    t = _table(k, "topics", "[kafka]")
+    events = _text(t, "events", "[kafka.topics]")
     t = {name: _default_topic(events, name) for name in ("control", "shadow")} | t
     try:
         topics = Topics(**{name: str(t[name]) for name in Topics.__dataclass_fields__})
@@ -376,17 +441,19 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
             hint="name all of events, labels, scores, dead_letter, late, fairness, drift, alerts",
         ) from None
     kafka = KafkaSettings(
-        bootstrap_servers=str(k.get("bootstrap_servers", "127.0.0.1:9092")),
-        group_id=str(k.get("group_id", job.name)),
+        bootstrap_servers=_text(k, "bootstrap_servers", "[kafka]", "127.0.0.1:9092"),
+        group_id=_text(k, "group_id", "[kafka]", job.name),
         topics=topics,
         partitions=_int(k, "partitions", 1),
-        properties=_client_properties(k.get("properties", {})),
+        properties=_client_properties(_table(k, "properties", "[kafka]", required=False)),
     )
 
     s = _section(raw, "schema", src)
-    fields_raw = _req(s, "fields", "[schema]")
+    fields_raw = _table(s, "fields", "[schema]")
     fields: list[FieldSpec] = []
     for name, spec in fields_raw.items():
+        spec = _table(fields_raw, name, "[schema.fields]")
+        where = f"[schema.fields.{name}]"
         ftype = spec.get("type")
         if ftype not in FIELD_TYPES:
             raise ConfigError(
@@ -397,28 +464,29 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
             FieldSpec(
                 name=name,
                 type=ftype,
-                required=bool(spec.get("required", True)),
-                min=spec.get("min"),
-                max=spec.get("max"),
-                values=tuple(str(v) for v in spec.get("values", ())),
+                required=_flag(spec, "required", where, True),
+                min=_number(spec, "min", where),
+                max=_number(spec, "max", where),
+                values=_texts(spec, "values", where),
                 max_length=_int(spec, "max_length", 256),
             )
         )
     names = {f.name for f in fields}
-    entities = tuple(
-        Entity(name=str(n), key=str(v)) for n, v in _req(s, "entities", "[schema]").items()
-    )
+    ents = _table(s, "entities", "[schema]")
+    entities = tuple(Entity(name=str(n), key=_text(ents, n, "[schema.entities]")) for n in ents)
     schema = EventSchema(
         fields=tuple(fields),
-        event_id=str(_req(s, "event_id", "[schema]")),
-        event_time=str(_req(s, "event_time", "[schema]")),
-        sensitive_attribute=s.get("sensitive_attribute"),
+        event_id=_text(s, "event_id", "[schema]"),
+        event_time=_text(s, "event_time", "[schema]"),
+        sensitive_attribute=None
+        if s.get("sensitive_attribute") is None
+        else _text(s, "sensitive_attribute", "[schema]"),
         entities=entities,
         max_out_of_orderness_ms=parse_duration(
             s.get("max_out_of_orderness", "5s"), "[schema] max_out_of_orderness"
         ),
         max_future_ms=parse_duration(s.get("max_future", "1d"), "[schema] max_future"),
-        unknown_fields=str(s.get("unknown_fields", "reject")),
+        unknown_fields=_text(s, "unknown_fields", "[schema]", "reject"),
     )
     if schema.unknown_fields not in ("reject", "ignore"):
         raise ConfigError(
@@ -448,9 +516,9 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
 
     lab = _section(raw, "labels", src)
     labels = LabelSettings(
-        event_id=str(lab.get("event_id", "event_id")),
-        label=str(lab.get("label", "label")),
-        label_time=str(lab.get("label_time", "label_time")),
+        event_id=_text(lab, "event_id", "[labels]", "event_id"),
+        label=_text(lab, "label", "[labels]", "label"),
+        label_time=_text(lab, "label_time", "[labels]", "label_time"),
         timeout_ms=parse_duration(lab.get("timeout", "7d"), "[labels] timeout"),
         positive=_int(lab, "positive", 1),
     )
@@ -459,10 +527,10 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
 
     m = _section(raw, "model", src)
     model = ModelSettings(
-        name=str(_req(m, "name", "[model]")),
+        name=_text(m, "name", "[model]"),
         version=str(m.get("version", "current")),
-        threshold=float(m.get("threshold", 0.5)),
-        raw_inputs=tuple(str(x) for x in m.get("raw_inputs", ())),
+        threshold=float(_number(m, "threshold", "[model]", 0.5)),
+        raw_inputs=_texts(m, "raw_inputs", "[model]"),
         intra_op_threads=_int(m, "intra_op_threads", 1),
         favourable_outcome=_int(m, "favourable_outcome", 0),
     )
@@ -482,13 +550,13 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
     monitoring = MonitoringSettings(
         window_ms=parse_duration(mo.get("window", "1h"), "[monitoring] window"),
         slide_ms=parse_duration(mo.get("slide", mo.get("window", "1h")), "[monitoring] slide"),
-        enabled=bool(mo.get("enabled", True)),
+        enabled=_flag(mo, "enabled", "[monitoring]", True),
         min_group_count=_int(mo, "min_group_count", 30),
-        four_fifths=float(mo.get("four_fifths", 0.8)),
+        four_fifths=float(_number(mo, "four_fifths", "[monitoring]", 0.8)),
         drift_min_rows=_int(mo, "drift_min_rows", 100),
         drift_sample_cap=_int(mo, "drift_sample_cap", 2000),
-        drift_share=float(mo.get("drift_share", 0.5)),
-        project=str(mo.get("project", job.name)),
+        drift_share=float(_number(mo, "drift_share", "[monitoring]", 0.5)),
+        project=_text(mo, "project", "[monitoring]", job.name),
     )
     if monitoring.slide_ms <= 0 or monitoring.window_ms % monitoring.slide_ms:
         raise ConfigError(
@@ -499,8 +567,13 @@ def parse_config(raw: dict, source: str = "<config>") -> JobConfig:
 
 
 def _parse_features(raw: dict, schema: EventSchema) -> FeatureSet:
-    opts = raw.get("feature_options", {})
+    opts = _table(raw, "feature_options", "the config", required=False)
     blocks = raw.get("features", [])
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise ConfigError(
+            "features is not a list of tables",
+            hint="declare each feature block as [[features]] with entity, aggregations, windows",
+        )
     if not blocks:
         raise ConfigError(
             "no [[features]] declared",
@@ -511,15 +584,21 @@ def _parse_features(raw: dict, schema: EventSchema) -> FeatureSet:
     numeric: set[str] = set()
     for i, b in enumerate(blocks):
         where = f"[[features]] #{i + 1}"
-        entity = str(_req(b, "entity", where))
+        entity = _text(b, "entity", where)
         if entity not in entity_names:
             raise ConfigError(
                 f"{where}: entity {entity!r} is not declared",
                 hint=f"use one of {sorted(entity_names)} or add it to [schema.entities]",
             )
-        fld = b.get("field")
-        windows = [parse_duration(w, f"{where} windows") for w in b.get("windows", [])]
-        for agg in b.get("aggregations", []):
+        fld = None if b.get("field") is None else _text(b, "field", where)
+        raw_windows = b.get("windows", [])
+        if not isinstance(raw_windows, list):
+            raise ConfigError(
+                f"{where} windows = {raw_windows!r} is not a list",
+                hint='write windows = ["1h", "24h"]',
+            )
+        windows = [parse_duration(w, f"{where} windows") for w in raw_windows]
+        for agg in _texts(b, "aggregations", where):
             if agg not in AGGREGATIONS:
                 raise ConfigError(
                     f"{where}: aggregation {agg!r} is unknown",

@@ -106,3 +106,73 @@ def test_mistakes_are_explained(mutate, message):
 def test_missing_file():
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("/nonexistent.toml")
+
+
+WRONG_VALUES = ["two", 3.5, [], {}, True, -1]
+
+
+def _paths(doc, path=()):
+    """Every key path of a parsed TOML document (tables, lists and their elements)."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, (*path, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _paths(v, (*path, i))
+    if path:
+        yield path
+
+
+def test_a_wrong_value_anywhere_is_a_one_line_error_never_a_traceback():
+    """Every key of the demo config, set to each kind of wrong value in turn (or removed):
+    the config either still parses or fails with a one-line ConfigError; no other
+    exception. Spot checks that the message names the key."""
+    import copy
+
+    base = raw()
+    tried = 0
+    for path in list(_paths(base)):
+        for wrong in [*WRONG_VALUES, None]:
+            r = copy.deepcopy(base)
+            parent = r
+            for p in path[:-1]:
+                parent = parent[p]
+            if wrong is None:
+                if not isinstance(parent, dict):
+                    continue
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = wrong
+            tried += 1
+            try:
+                parse_config(r, "cards.toml")
+            except ConfigError as e:
+                assert "\n" not in str(e), (path, wrong, str(e))
+    assert tried > 1000
+
+
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda r: r["job"].update(parallelism="two"), "parallelism = 'two' is not an integer"),
+        (
+            lambda r: r["monitoring"].update(four_fifths="x"),
+            "[monitoring] four_fifths = 'x' is a string, not a number",
+        ),
+        (
+            lambda r: r["schema"]["fields"].update(amount="float"),
+            "[schema.fields] amount is a string, not a table",
+        ),
+        (
+            lambda r: r["schema"]["fields"]["category"].update(values="food"),
+            "[schema.fields.category] values = 'food' is not a list of strings",
+        ),
+        (lambda r: r["kafka"].update(topics="cards"), "[kafka] topics is a string, not a table"),
+    ],
+)
+def test_wrong_types_name_the_key(mutate, message):
+    r = raw()
+    mutate(r)
+    with pytest.raises(ConfigError) as e:
+        parse_config(r, "cards.toml")
+    assert message in str(e.value)
