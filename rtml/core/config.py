@@ -323,7 +323,8 @@ def _req(sec: dict, key: str, where: str) -> Any:
 
 def _kind(v: Any) -> str:
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(
-        type(v), "a list" if isinstance(v, list) else "a table" if isinstance(v, dict) else "a value"
+        type(v),
+        "a list" if isinstance(v, list) else "a table" if isinstance(v, dict) else "a value",
     )
 
 
