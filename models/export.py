@@ -81,7 +81,8 @@ def model_card(meta: ModelMetadata) -> str:
         f"- Favourable outcome for the subject: prediction {meta.favourable_outcome} (not flagged)",
         f"- Sensitive attribute monitored: `{meta.sensitive_attribute}`",
         f"- Inputs: {len(meta.inputs)} ({sum(i.type == 'string' for i in meta.inputs)} categorical); feature set `{meta.feature_set_fingerprint}`",
-        f"- Training data fingerprint: `{meta.training.get('data_fingerprint')}`, {m.get('rows_train')} rows; held out {m.get('rows_holdout')} rows (latest by event time)",
+        f"- Training data fingerprint: `{meta.training.get('data_fingerprint')}`, {m.get('rows_train')} rows; held out {m.get('rows_holdout')} rows",
+        f"- Split: {_split_line(m.get('split'))}",
         f"- Training data source: {_source_line(meta.training.get('source', {}))}",
         f"- Bias mitigation at training: {_mitigation_line(meta.training.get('mitigation', {}))}",
         "",
@@ -111,9 +112,17 @@ def model_card(meta: ModelMetadata) -> str:
         *_quantized_lines(p.get("quantized")),
         "## Limits",
         "",
-        "Trained on synthetic card transactions from the seeded generator; not for real decisions.",
+        _limits_line(meta.training.get("source", {})),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _limits_line(src: dict[str, Any]) -> str:
+    if src.get("kind") in ("history", "feedback-log"):
+        return "Judged on held-out rows of its own data only; watch its live fairness, drift and quality."
+    return (
+        "Trained on synthetic card transactions from the seeded generator; not for real decisions."
+    )
 
 
 def _quantized_lines(q: dict[str, Any] | None) -> list[str]:
@@ -138,7 +147,24 @@ def _source_line(src: dict[str, Any]) -> str:
             f"the live job's scored features and the labels known at {src.get('as_of_iso')} "
             f"(topics `{src.get('scores_topic')}`, `{src.get('labels_topic')}`); rows scored by {versions}"
         )
-    return "events replayed through the job's feature code"
+    if src.get("kind") == "history":
+        return f"the events of `{src.get('history')}` (labels: {src.get('labels')}) replayed through the job's feature code"
+    return (
+        "generated card transactions (the seeded scenario) replayed through the job's feature code"
+    )
+
+
+def _split_line(split: dict[str, Any] | None) -> str:
+    if not split:
+        return "the latest rows by event time held out"
+    start = split.get("holdout_from_ms")
+    when = (
+        "n/a"
+        if start is None
+        else datetime.fromtimestamp(start / 1000, UTC).isoformat(timespec="seconds")
+    )
+    share = split.get("train_share", 0.8)
+    return f"by event time: the earliest {share:.0%} of the rows train, the rest (from {when}) are held out"
 
 
 def _mitigation_line(mit: dict[str, Any]) -> str:

@@ -89,6 +89,9 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
+TRAIN_SHARE = 0.8  # the earliest rows by event time train; the latest are held out
+
+
 def train(
     cfg: JobConfig,
     df: pd.DataFrame,
@@ -106,7 +109,7 @@ def train(
 
     inputs = model_inputs(cfg)
     df = df.sort_values("__event_time__", kind="stable").reset_index(drop=True)
-    cut = int(len(df) * 0.8)
+    cut = int(len(df) * TRAIN_SHARE)
     train_df, hold_df = df.iloc[:cut], df.iloc[cut:]
     y_train = train_df[LABEL_COLUMN].to_numpy()
     if len(np.unique(y_train)) < 2:
@@ -139,6 +142,12 @@ def train(
     metrics: dict[str, Any] = {
         "rows_train": int(len(train_df)),
         "rows_holdout": int(len(hold_df)),
+        # a split by event time: the held-out rows are the latest, as live traffic will be
+        "split": {
+            "kind": "event-time",
+            "train_share": TRAIN_SHARE,
+            "holdout_from_ms": int(hold_df["__event_time__"].iloc[0]) if len(hold_df) else None,
+        },
         "positive_rate_train": float(y_train.mean()),
         "roc_auc": float(roc_auc_score(y_hold, p_hold)) if len(np.unique(y_hold)) > 1 else None,
         "average_precision": float(average_precision_score(y_hold, p_hold))

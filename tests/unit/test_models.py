@@ -71,7 +71,13 @@ def test_registry_layout(trained):
         assert key in meta
     ref = pd.read_parquet(mv.reference_path)
     assert "score" in ref and set(mv.metadata.input_names) <= set(ref.columns)
-    assert "Model card" in model_card(mv.metadata)
+    card = model_card(mv.metadata)
+    assert "Model card" in card
+    # the split is by event time, and says where the held-out rows start
+    assert (
+        "- Split: by event time: the earliest 80% of the rows train, the rest (from 2026-" in card
+    )
+    assert mv.metadata.training["metrics"]["split"]["kind"] == "event-time"
 
 
 def test_versions_increase_and_current_moves(trained):
@@ -196,3 +202,45 @@ def test_quantizing_a_tree_ensemble_is_refused_with_the_reason(trained):
     with pytest.raises(ModelError, match="nothing to quantize.*TreeEnsembleClassifier") as e:
         quantize(mv.onnx_path.read_bytes())
     assert "--estimator mlp" in e.value.hint
+
+
+@pytest.fixture
+def rtml_home_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("RTML_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_a_config_that_is_not_the_card_schema_is_told_to_pass_its_history(rtml_home_tmp):
+    """`rtml train` with another schema's config and no history: a one-line error naming
+    what to pass, not a card history the config cannot read."""
+    from pathlib import Path
+
+    from rtml.cli.commands.data import scenario_options, train_model
+    from rtml.core.config import load_config
+    from rtml.core.errors import ConfigError
+
+    trips = load_config(
+        Path(__file__).resolve().parents[1] / "integration" / "trips" / "trips.toml"
+    )
+    with pytest.raises(ConfigError, match="not the card scenario's") as e:
+        train_model(trips, scenario_options(1, 100, 0.1, None, 0.0, 0.0, 0.0), None, None)
+    assert "rtml train --history FILE --labels FILE (or --label-field F)" in str(e.value)
+
+
+def test_train_on_a_history_whose_events_hold_their_labels(cfg, tmp_path, rtml_home_tmp):
+    """`rtml train --history events.jsonl --label-field is_fraud`: the label is taken out of
+    each event before the features, and the model card names the file."""
+    from rtml.cli.commands.data import train_model
+
+    sc = generate(ScenarioOptions(seed=4, events=3000, days=1, bias=0.2))
+    label = {lab["event_id"]: lab["is_fraud"] for lab in sc.labels}
+    f = tmp_path / "history.jsonl"
+    f.write_text(
+        "\n".join(
+            json.dumps(e | {"is_fraud": label[e["event_id"]]})
+            for e in sc.events
+            if e["event_id"] in label
+        )
+    )
+    out = train_model(cfg, None, f, None, label_field="is_fraud")
+    assert out["rows_train"] + out["rows_holdout"] == len(label)

@@ -15,7 +15,7 @@ from rtml.cli.console import Progress, say, step
 from rtml.cli.scenarios.cards import HOUR_MS, Scenario, ScenarioOptions, generate
 from rtml.core import paths
 from rtml.core.config import JobConfig
-from rtml.core.errors import ModelError
+from rtml.core.errors import ConfigError, ModelError
 
 
 @dataclass(frozen=True)
@@ -84,27 +84,57 @@ def train_model(
     labels: Path | None,
     estimator: str = "hgb",
     reweigh: bool = False,
+    label_field: str | None = None,
 ) -> dict:
-    """Train on events (a JSON-lines history, or a generated one) replayed through the job's
-    feature code."""
+    """Train on events (a JSON-lines or CSV history, or a generated card history for the card
+    config) replayed through the job's feature code. The labels come from their own file, or
+    from a field of the history's events (``label_field``, taken out before the features)."""
     if history is not None:
-        if labels is None:
+        from rtml.cli.commands.file_replay import read_records, split_label
+
+        if (labels is None) == (label_field is None):
             raise ModelError(
-                "--history needs --labels", hint="pass the labels file that goes with the history"
+                "--history needs its labels: --labels FILE, or --label-field F when each event holds its label",
+                hint="pass exactly one of them",
             )
-        step(f"reading history {history} and labels {labels}")
-        raw_events, raw_labels = read_jsonl(history), read_jsonl(labels)
+        raw_events = read_records(history, cfg.schema)
+        if label_field is not None:
+            step(f"reading history {history}, labels from its field {label_field!r}")
+            split = [split_label(r, cfg, label_field, 0) for r in raw_events]
+            raw_events = [r for r, _ in split]
+            raw_labels = [json.dumps(lab) for _, lab in split if lab is not None]
+        else:
+            step(f"reading history {history} and labels {labels}")
+            raw_labels = read_jsonl(labels)
+        source = {
+            "kind": "history",
+            "history": str(history),
+            "labels": f"field {label_field!r}" if label_field else str(labels),
+        }
     else:
         assert opts is not None
+        _card_schema_or_fail(cfg)
         step(
             f"generating a training history: {opts.events} events over {opts.days:g} days (seed {opts.seed}, bias {opts.bias:g})"
         )
         sc = generate(opts)
         raw_events, raw_labels = sc.events, sc.labels
+        source = {"kind": "events", "generated": True, "seed": opts.seed}
     step(f"computing {len(cfg.features.names)} features offline with the job's feature code")
     df = build_dataset(cfg, raw_events, raw_labels)
     say(f"    {len(df)} labelled rows")
-    return _fit(cfg, df, estimator, reweigh, {"kind": "events"})
+    return _fit(cfg, df, estimator, reweigh, source)
+
+
+def _card_schema_or_fail(cfg: JobConfig) -> None:
+    """A generated history is card transactions: only a config of that schema can use one."""
+    sample = generate(ScenarioOptions(events=1, days=0.01)).events[0]
+    missing = sorted(set(sample) - cfg.schema.field_names)
+    if missing or cfg.labels.label != "is_fraud":
+        raise ConfigError(
+            f"{cfg.source}: its events are not the card scenario's (no field {', '.join(missing) or cfg.labels.label!r}), so rtml cannot generate a history for it",
+            hint="train on your own events: rtml train --history FILE --labels FILE (or --label-field F)",
+        )
 
 
 def train_from_log(

@@ -20,9 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--history",
         type=Path,
         default=None,
-        help="JSON-lines events to train on instead of a generated history",
+        help="JSON-lines or CSV events to train on instead of a generated history (any config)",
     )
     p.add_argument("--labels", type=Path, default=None, help="JSON-lines labels for --history")
+    p.add_argument(
+        "--label-field",
+        default=None,
+        help="with --history: the events' label field (taken out before the features are computed)",
+    )
     p.add_argument(
         "--estimator",
         choices=ESTIMATORS,
@@ -60,6 +65,10 @@ def run(a: argparse.Namespace) -> int:
         return 0
     if a.as_of is not None:
         raise ConfigError("--as-of goes with --from-log", hint="add --from-log or drop --as-of")
+    if a.history is None and (a.labels is not None or a.label_field is not None):
+        raise ConfigError(
+            "--labels and --label-field go with --history", hint="add --history FILE"
+        )
     train_model(
         cfg,
         scenario_options(a.seed, a.events, a.days, None, 0.0, a.bias, 0.0),
@@ -67,5 +76,6 @@ def run(a: argparse.Namespace) -> int:
         a.labels,
         a.estimator,
         a.reweigh,
+        label_field=a.label_field,
     )
     return 0
