@@ -9,6 +9,7 @@ from rtml.cli.verbs import (
     cluster,
     demo,
     export,
+    init,
     jobs,
     models,
     plan,
@@ -25,6 +26,7 @@ from rtml.cli.verbs import (
 COMMANDS = (
     setup,
     demo,
+    init,
     bench,
     broker,
     cluster,

@@ -66,9 +66,7 @@ def run(a: argparse.Namespace) -> int:
     if a.as_of is not None:
         raise ConfigError("--as-of goes with --from-log", hint="add --from-log or drop --as-of")
     if a.history is None and (a.labels is not None or a.label_field is not None):
-        raise ConfigError(
-            "--labels and --label-field go with --history", hint="add --history FILE"
-        )
+        raise ConfigError("--labels and --label-field go with --history", hint="add --history FILE")
     train_model(
         cfg,
         scenario_options(a.seed, a.events, a.days, None, 0.0, a.bias, 0.0),
