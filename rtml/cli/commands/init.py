@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,7 @@ class Choices:
     event_time: str | None = None
     entities: tuple[str, ...] = ()
     name: str | None = None
+    labels: Path | None = None  # a sample of the labels topic, when labels come on their own
 
 
 def _cell(v: str) -> Any:
@@ -147,9 +149,33 @@ def _headroom(lo: float, hi: float, integral: bool) -> tuple[float, float]:
     return round(a, 6), round(b, 6)
 
 
+# a field's values of its main kind must make up this share of the sample; the rest (a
+# sample's malformed records) are left out of the inference
+MAIN_KIND_SHARE = 0.9
+# a field missing from more than this share of the records is optional (a few missing ones
+# are taken for malformed records, which the job then dead-letters)
+OPTIONAL_SHARE = 0.02
+
+
+def _kind_of(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return "string" if isinstance(v, str) else type(v).__name__
+
+
 def infer(col: Column, n_rows: int) -> Inferred:
-    vals = col.present
-    required = col.missing == 0
+    present = col.present
+    kinds = Counter(_kind_of(v) for v in present)
+    main, count = kinds.most_common(1)[0] if kinds else ("string", 0)
+    if count < MAIN_KIND_SHARE * len(present):
+        raise ConfigError(
+            f"field {col.name!r} holds values of several kinds ({', '.join(sorted(kinds))}) in the sample",
+            hint=f"clean the sample, or leave {col.name!r} out of it",
+        )
+    vals = [v for v in present if _kind_of(v) == main]
+    required = col.missing <= OPTIONAL_SHARE * n_rows
     distinct = len({json.dumps(v, sort_keys=True) for v in vals})
     if vals and all(isinstance(v, bool) for v in vals):
         return Inferred(col.name, "bool", required, distinct=distinct)
@@ -217,13 +243,55 @@ def _window(ms: float) -> str:
     return f"{hours}h" if hours < 48 else f"{max(1, round(hours / 24))}d"
 
 
+@dataclass(frozen=True)
+class LabelFields:
+    event_id: str
+    label: str
+    label_time: str
+
+
+def label_fields(rows: list[dict[str, Any]], event_ids: set[str], label: str | None) -> LabelFields:
+    """The labels sample's fields: the one holding the events' ids, the 0/1 label (``label``
+    when named) and the label time."""
+    cols = columns(rows)
+    ids = [
+        k
+        for k, c in cols.items()
+        if len({str(v) for v in c.present} & event_ids) >= 0.5 * max(1, len(c.present))
+    ]
+    kinds = {k: infer(c, len(rows)) for k, c in cols.items()}
+    binary = [
+        k
+        for k, f in kinds.items()
+        if f.type == "bool" or (f.type == "int" and set(cols[k].present) <= {0, 1})
+    ]
+    times = [k for k, f in kinds.items() if f.type == "timestamp"]
+    eid = _one(
+        ids,
+        "labels' event id (the scored event's id)",
+        "a labels sample that names the events' ids;",
+    )
+    lab = label or _one(binary, "label (0/1) in the labels sample", "--label")
+    if lab not in cols:
+        raise ConfigError(
+            f"--label {lab!r} is not a field of the labels sample",
+            hint=f"pick one of {', '.join(cols)}",
+        )
+    lt = _one(times, "label time in the labels sample", "a labels sample with one timestamp;")
+    return LabelFields(eid, lab, lt)
+
+
 def draft(rows: list[dict[str, Any]], choices: Choices, source: Path) -> tuple[str, list[str]]:
     """The config's text and the guesses it made (for the summary)."""
     cols = columns(rows)
     n = len(rows)
     inferred = {name: infer(c, n) for name, c in cols.items()}
+    if choices.label is not None and choices.labels is None and choices.label not in inferred:
+        raise ConfigError(
+            f"--label {choices.label!r} is not a field of the sample",
+            hint="name the events' label field, or pass the labels sample with --labels FILE",
+        )
     for flag, name in (
-        ("--label", choices.label),
         ("--sensitive", choices.sensitive),
         ("--event-id", choices.event_id),
         ("--event-time", choices.event_time),
@@ -236,12 +304,12 @@ def draft(rows: list[dict[str, Any]], choices: Choices, source: Path) -> tuple[s
             )
     guesses: list[str] = []
     label = choices.label
-    if label is not None and inferred[label].type not in ("int", "bool"):
+    if label is not None and label in inferred and inferred[label].type not in ("int", "bool"):
         raise ConfigError(
             f"--label {label!r} is {inferred[label].type}, not 0/1",
             hint="name a field of 0 and 1 (or true and false)",
         )
-    fields = {k: v for k, v in inferred.items() if k != label}
+    fields = {k: v for k, v in inferred.items() if k != label or choices.labels is not None}
 
     ids = [k for k, f in fields.items() if f.type == "string" and f.distinct == n and f.required]
     named = [k for k in ids if k.lower().endswith("id")]
@@ -391,17 +459,25 @@ def draft(rows: list[dict[str, Any]], choices: Choices, source: Path) -> tuple[s
         if f.max_length:
             parts.append(f"max_length = {f.max_length}")
         L.append(f"{_key(k)} = {{ {', '.join(parts)} }}")
+    if choices.labels is not None:
+        lf = label_fields(read_sample(choices.labels), {str(r.get(event_id)) for r in rows}, label)
+        guesses.append(f"labels: id {lf.event_id}, label {lf.label}, time {lf.label_time}")
+        label_lines = [
+            f"event_id = {_toml(lf.event_id)}    # guess: from {choices.labels.name}",
+            f"label = {_toml(lf.label)}",
+            f"label_time = {_toml(lf.label_time)}",
+        ]
+    else:  # labels in the events (`rtml produce --label-field` sends them with these names)
+        label_lines = [
+            'event_id = "event_id"',
+            f"label = {_toml(label or 'label')}"
+            + ("" if label else "    # no --label given: the label field of your labels topic"),
+            'label_time = "label_time"',
+        ]
     L += [
         "",
         "[labels]",
-        'event_id = "event_id"',
-        f"label = {_toml(label or 'label')}"
-        + (
-            ""
-            if label
-            else "                   # no --label given: the label field of your labels topic"
-        ),
-        'label_time = "label_time"',
+        *label_lines,
         'timeout = "7d"',
         "positive = 1",
         "",

@@ -15,7 +15,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("job.toml"), help="where to write the config")
     p.add_argument(
-        "--label", default=None, help="the label field (0/1); it never becomes a model input"
+        "--label",
+        default=None,
+        help="the label field (0/1), in the events or in --labels; it never becomes a model input",
+    )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="a JSON-lines sample of the labels, when they come on their own",
     )
     p.add_argument(
         "--sensitive", default=None, help="the sensitive attribute fairness is judged across"
@@ -33,13 +41,19 @@ def run(a: argparse.Namespace) -> int:
     from rtml.cli.commands.init import Choices, init_config
     from rtml.cli.console import say
 
-    choices = Choices(a.label, a.sensitive, a.event_id, a.event_time, tuple(a.entity), a.name)
+    choices = Choices(
+        a.label, a.sensitive, a.event_id, a.event_time, tuple(a.entity), a.name, a.labels
+    )
     guesses = init_config(a.sample, a.out, choices, a.force)
     say(f"wrote {a.out} (the job accepts it as written)")
     for g in guesses:
         say(f"  guessed {g}: check it, or settle it with its flag")
-    say(
-        f"next: rtml train --config {a.out} --history {a.sample}"
-        + (f" --label-field {a.label}" if a.label else " --labels FILE")
+    labels = (
+        f" --labels {a.labels}"
+        if a.labels
+        else f" --label-field {a.label}"
+        if a.label
+        else " --labels FILE"
     )
+    say(f"next: rtml train --config {a.out} --history {a.sample}{labels}")
     return 0

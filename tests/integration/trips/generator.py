@@ -61,3 +61,18 @@ def trips(seed: int, n: int, hours: float = 24.0, bad: int = 0) -> tuple[list[st
             json.dumps({"trip_id": f"bad-{j}", "rider": "r1", "fare": "free"}),
         )
     return events, labels, n
+
+
+if __name__ == "__main__":  # python -m tests.integration.trips.generator EVENTS LABELS [N]
+    import sys
+
+    events_path, labels_path = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 3000
+    ev, lab, valid = trips(11, n, hours=24.0, bad=n // 100)
+    with open(events_path, "w") as f:
+        f.write("\n".join(ev) + "\n")
+    with open(labels_path, "w") as f:
+        f.write("\n".join(lab) + "\n")
+    print(
+        f"wrote {len(ev)} trips ({valid} valid) to {events_path}, {len(lab)} labels to {labels_path}"
+    )

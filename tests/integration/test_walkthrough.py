@@ -1,0 +1,99 @@
+"""The walkthrough of docs/walkthrough.md, command for command: a data set that is not the
+card demo, from a sample file to a scored, monitored stream with rtml's commands alone.
+
+The commands are read from the doc's second code block and run in order (`rtml broker
+start` is this session's test broker, already up; every command that talks to Kafka gets
+its address). `rtml ui` is started, answers on its port, and is stopped."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.kafka_client import read_topic
+from deploy.process import child_env
+from rtml.cli import main
+from rtml.core.config import load_config
+from tests.integration.trips.generator import trips
+
+pytestmark = pytest.mark.integration
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "walkthrough.md"
+KAFKA_COMMANDS = ("produce", "run", "reports")
+
+
+def _commands() -> list[list[str]]:
+    blocks = re.findall(r"```bash\n(.*?)```", DOC.read_text(), re.S)
+    return [shlex.split(line)[1:] for line in blocks[1].splitlines() if line.startswith("rtml ")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_walkthrough_runs_as_written(broker, rtml_home, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    events, labels, n_valid = trips(11, 3000, hours=24.0, bad=30)
+    (tmp_path / "trips.jsonl").write_text("\n".join(events) + "\n")
+    (tmp_path / "complaints.jsonl").write_text("\n".join(labels) + "\n")
+    commands = _commands()
+    assert [c[0] for c in commands] == [
+        "init",
+        "train",
+        "export",
+        "broker",
+        "produce",
+        "run",
+        "run",
+        "reports",
+        "ui",
+    ]
+    for args in commands:
+        if args[0] == "broker":
+            continue  # the session's broker
+        if args[0] in KAFKA_COMMANDS:
+            args = [*args, "--bootstrap", broker.bootstrap]
+        if args[0] == "ui":
+            port = _free_port()
+            ui = subprocess.Popen(
+                [sys.executable, "-m", "rtml.cli", *args, "--port", str(port)],
+                env=child_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    with socket.socket() as s:
+                        if s.connect_ex(("127.0.0.1", port)) == 0:
+                            break
+                    time.sleep(1)
+                else:
+                    raise AssertionError("rtml ui did not answer in 120 s")
+            finally:
+                ui.terminate()
+                ui.wait(30)
+            continue
+        assert main(args) == 0, args
+
+    cfg = load_config(tmp_path / "trips.toml").with_bootstrap(broker.bootstrap)
+    t = cfg.kafka.topics
+    scores = read_topic(cfg, t.scores)
+    ids = [s["trip_id"] for s in scores]
+    assert len(ids) == len(set(ids)) == n_valid  # every valid event scored once
+    dead = read_topic(cfg, t.dead_letter)
+    assert len(dead) == 30 and all(d["reason"] for d in dead)  # every malformed one
+    fairness = [f for f in read_topic(cfg, t.fairness) if f["status"] == "final"]
+    drift = read_topic(cfg, t.drift)
+    assert fairness and drift  # both monitors judged windows
+    out = capsys.readouterr().out
+    assert "guessed event id: trip_id" in out
