@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,20 @@ def read_jsonl(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()]
 
 
+PROGRESS_EVERY = 1000
+
+
 def build_dataset(
     cfg: JobConfig,
     raw_events: Iterable[str | Mapping[str, Any]],
     raw_labels: Iterable[str | Mapping[str, Any]],
+    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """One row per labelled, valid, on-time event: model inputs, label, group, time, id.
 
     Invalid records are skipped exactly as the job dead-letters them; features come from the
-    same ``FeatureReplay`` the job's keyed operators mirror.
+    same ``FeatureReplay`` the job's keyed operators mirror. ``progress`` is told how many
+    events have been replayed, every ``PROGRESS_EVERY``.
     """
     labels: dict[str, int] = {}
     for raw in raw_labels:
@@ -44,7 +49,9 @@ def build_dataset(
     replay = FeatureReplay.for_job(cfg)
     rows: list[dict[str, Any]] = []
     s = cfg.schema
-    for raw in raw_events:
+    for i, raw in enumerate(raw_events):
+        if progress is not None and i % PROGRESS_EVERY == 0:
+            progress(i)
         try:
             ev = parse_event(raw if isinstance(raw, str) else json.dumps(raw), s)
         except RecordError:

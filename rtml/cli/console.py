@@ -19,20 +19,28 @@ def fail(msg: str) -> None:
 
 
 class Progress:
-    """Prints 'label: n/total (rate/s)' at most every ``every`` seconds."""
+    """Progress of long work: on a terminal, a bar with the count, the rate and an estimate of
+    the time left (tqdm); elsewhere (a log, a pipe, CI) quiet until the end, when one line says
+    how many and how fast."""
 
-    def __init__(self, label: str, total: int | None = None, every: float = 2.0) -> None:
+    def __init__(self, label: str, total: int | None = None) -> None:
         self.label = label
         self.total = total
-        self.every = every
         self.start = time.monotonic()
-        self.last = 0.0
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=f"    {label}", unit="", unit_scale=True, leave=False)
 
     def update(self, n: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        rate = n / max(now - self.start, 1e-9)
-        total = f"/{self.total}" if self.total else ""
-        say(f"    {self.label}: {n}{total} ({rate:,.0f}/s)")
+        """``n`` done so far; ``force`` at the end."""
+        if self.bar is not None:
+            self.bar.update(n - self.bar.n)
+        if force:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            rate = n / max(time.monotonic() - self.start, 1e-9)
+            total = f"/{self.total}" if self.total else ""
+            say(f"    {self.label}: {n}{total} ({rate:,.0f}/s)")

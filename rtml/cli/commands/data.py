@@ -121,7 +121,10 @@ def train_model(
         raw_events, raw_labels = sc.events, sc.labels
         source = {"kind": "events", "generated": True, "seed": opts.seed}
     step(f"computing {len(cfg.features.names)} features offline with the job's feature code")
-    df = build_dataset(cfg, raw_events, raw_labels)
+    events = list(raw_events)
+    prog = Progress("events replayed", len(events))
+    df = build_dataset(cfg, events, raw_labels, progress=prog.update)
+    prog.update(len(events), force=True)
     say(f"    {len(df)} labelled rows")
     return _fit(cfg, df, estimator, reweigh, source)
 
