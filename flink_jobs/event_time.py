@@ -16,7 +16,7 @@ from py4j.java_gateway import JavaClass
 from pyflink.common import Duration, WatermarkStrategy
 from pyflink.java_gateway import get_gateway
 
-from rtml.core.config import JobConfig
+from rtml.core.config import UNIT_MS, JobConfig
 from rtml.core.errors import SetupError
 
 TIMESTAMPS_CLASS = "rtml.flink.JsonFieldTimestamps"
@@ -34,7 +34,8 @@ def json_field_watermarks(cfg: JobConfig) -> WatermarkStrategy:
             hint="run the job with rtml's job jar (`rtml setup` builds it; `rtml run` and `rtml submit` pass it)",
         )
     s = cfg.schema
-    assigner = timestamps(s.event_time, s.min_time_ms, s.max_future_ms)
+    unit_ms = UNIT_MS[s.field(s.event_time).unit]
+    assigner = timestamps(s.event_time, s.min_time_ms, s.max_future_ms, unit_ms)
     j = jvm.org.apache.flink.api.common.eventtime.WatermarkStrategy.forBoundedOutOfOrderness(
         Duration.of_millis(s.max_out_of_orderness_ms)._j_duration
     ).withTimestampAssigner(assigner)

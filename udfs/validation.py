@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from typing import Any, NoReturn
 
-from rtml.core.config import EventSchema, FieldSpec, LabelSettings
+from rtml.core.config import UNIT_MS, EventSchema, FieldSpec, LabelSettings
 from rtml.core.errors import RecordError
 
 MAX_RAW_BYTES = 1_000_000
@@ -82,16 +82,17 @@ def json_object(raw: str | bytes, id_field: str, what: str, fix: str) -> tuple[d
     return doc, rid
 
 
-def parse_timestamp(value: Any) -> int:
-    """Epoch milliseconds (int/float) or ISO-8601 with a zone -> int epoch ms."""
+def parse_timestamp(value: Any, unit_ms: int = 1) -> int:
+    """Epoch milliseconds (int/float; epoch seconds with ``unit_ms`` 1000) or ISO-8601 with a
+    zone -> int epoch ms."""
     if isinstance(value, bool):
         raise ValueError("a boolean is not a timestamp")
     if isinstance(value, int):
-        return value
+        return value * unit_ms
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("timestamp is not finite")
-        return int(value)
+        return int(value * unit_ms)
     if isinstance(value, str):
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if dt.tzinfo is None:
@@ -167,18 +168,18 @@ def _check_field(f: FieldSpec, v: Any, rid: str, now_ms: int, schema: EventSchem
         return v
     # timestamp
     try:
-        ts = parse_timestamp(v)
+        ts = parse_timestamp(v, UNIT_MS[f.unit])
     except (ValueError, OverflowError) as e:
         raise bad(
             "bad_timestamp",
             f"is not a timestamp ({e})",
-            "send epoch milliseconds or ISO-8601 with a zone",
+            'send epoch milliseconds (or seconds, with unit = "s") or ISO-8601 with a zone',
         ) from None
     if ts < schema.min_time_ms:
         raise bad(
             "timestamp_too_old",
             f"is {ts}, before {schema.min_time_ms} (2000-01-01)",
-            "send epoch milliseconds, not seconds",
+            'send epoch milliseconds, or declare the field\'s unit = "s" for seconds',
         )
     if ts > now_ms + schema.max_future_ms:
         raise bad(

@@ -28,6 +28,9 @@ ExecutionMode = Literal["process", "thread"]
 JobPart = Literal["all", "scoring", "monitoring"]  # what `rtml run` / `rtml submit` deploy
 BaselinePart = Literal["floor", "naive"]  # the bench's baseline graphs
 Estimator = Literal["hgb", "lightgbm", "xgboost", "mlp"]
+TimeUnit = Literal["ms", "s"]
+TIME_UNITS: tuple[TimeUnit, ...] = get_args(TimeUnit)
+UNIT_MS = {"ms": 1, "s": 1000}
 DELIVERIES: tuple[Delivery, ...] = get_args(Delivery)
 STATE_BACKENDS: tuple[StateBackend, ...] = get_args(StateBackend)
 FEATURE_ORDERS: tuple[FeatureOrder, ...] = get_args(FeatureOrder)
@@ -64,6 +67,8 @@ class FieldSpec:
     max: float | None = None
     values: tuple[str, ...] = ()  # allowed values of a category; empty = any
     max_length: int = 256
+    # a timestamp's numbers: epoch milliseconds ("ms") or seconds ("s"); ISO-8601 either way
+    unit: TimeUnit = "ms"
 
 
 @dataclass(frozen=True)
@@ -469,6 +474,7 @@ def _parse_config(raw: dict, source: str) -> JobConfig:
                 min=_number(spec, "min", where),
                 max=_number(spec, "max", where),
                 values=_texts(spec, "values", where),
+                unit=_choice(spec, "unit", TIME_UNITS, where),
                 max_length=_int(spec, "max_length", 256),
             )
         )

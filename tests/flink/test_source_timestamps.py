@@ -32,7 +32,7 @@ def assigner(cfg):
     StreamExecutionEnvironment.get_execution_environment(conf)  # loads the job jar
     s = cfg.schema
     return get_gateway().jvm.rtml.flink.JsonFieldTimestamps(
-        s.event_time, s.min_time_ms, s.max_future_ms
+        s.event_time, s.min_time_ms, s.max_future_ms, 1
     )
 
 
@@ -106,3 +106,17 @@ def test_never_later_than_the_parser_over_a_scenario_and_its_malformed_records(c
             assert java == accepted, raw[:200]
             valid += 1
     assert checked > 300 and valid == len(sc.events)
+
+
+def test_epoch_seconds_when_the_field_says_so(cfg, assigner):  # assigner: the jar loaded
+    """``unit = "s"``: numbers are seconds, read as the parser reads them."""
+    from pyflink.java_gateway import get_gateway
+
+    s = cfg.schema
+    seconds = get_gateway().jvm.rtml.flink.JsonFieldTimestamps(
+        s.event_time, s.min_time_ms, s.max_future_ms, 1000
+    )
+    assert _java(seconds, '{"event_time": 1767225600}') == 1767225600000
+    assert _java(seconds, '{"event_time": 1767225600.5}') == 1767225600500
+    assert parse_timestamp(1767225600, 1000) == 1767225600000
+    assert _java(seconds, '{"event_time": 9223372036854775}') == 0  # overflows as ms

@@ -97,3 +97,56 @@ def test_the_walkthrough_runs_as_written(broker, rtml_home, tmp_path, monkeypatc
     assert fairness and drift  # both monitors judged windows
     out = capsys.readouterr().out
     assert "guessed event id: trip_id" in out
+
+
+def _sensor_csv(path: Path, n: int = 2000, bad: int = 20) -> int:
+    """A third schema, unlike the cards and the trips: CSV, epoch seconds, one entity, the
+    label in each row. Returns the number of valid rows."""
+    import csv
+    import random
+
+    rng = random.Random(5)
+    t0 = 1_767_225_600  # 2026-01-01, in seconds
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["reading_id", "sensor", "temp", "status", "ts", "alarm"])
+        for i in range(n):
+            temp = round(rng.gauss(20, 3), 2)
+            w.writerow(
+                [
+                    f"rd{i}",
+                    f"s{rng.randint(1, 30)}",
+                    temp,
+                    rng.choice(["ok", "warn"]),
+                    t0 + i * 30,
+                    int(temp > 24 or rng.random() < 0.03),
+                ]
+            )
+        for j in range(bad):  # a temperature that is not a number: dead-lettered
+            w.writerow([f"bad{j}", "s1", "hot", "ok", t0 + j, 0])
+    return n
+
+
+def test_init_on_a_csv_of_epoch_seconds_with_one_entity_and_the_job_runs_on_it(
+    broker, rtml_home, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    n_valid = _sensor_csv(tmp_path / "sensors.csv")
+    for args in (
+        ["init", "--sample", "sensors.csv", "--label", "alarm", "--out", "sensors.toml"],
+        ["train", "--config", "sensors.toml", "--history", "sensors.csv", "--label-field", "alarm"],
+        ["export", "--config", "sensors.toml"],
+        ["produce", "--config", "sensors.toml", "--file", "sensors.csv", "--label-field", "alarm"],
+        ["run", "--config", "sensors.toml", "--bounded", "--part", "scoring"],
+    ):
+        if args[0] in KAFKA_COMMANDS:
+            args = [*args, "--bootstrap", broker.bootstrap]
+        assert main(args) == 0, args
+    cfg = load_config(tmp_path / "sensors.toml").with_bootstrap(broker.bootstrap)
+    assert cfg.schema.field("ts").unit == "s" and [e.key for e in cfg.schema.entities] == ["sensor"]
+    scores = read_topic(cfg, cfg.kafka.topics.scores)
+    assert len({s["reading_id"] for s in scores}) == len(scores) == n_valid
+    # event times in milliseconds on the way out, read from seconds
+    assert min(s["ts"] for s in scores) == 1_767_225_600_000
+    dead = read_topic(cfg, cfg.kafka.topics.dead_letter)
+    assert len(dead) == 20

@@ -27,7 +27,7 @@ from typing import Any
 
 from deploy.kafka_client import ensure_topics, produce
 from rtml.cli.console import Progress, say, step
-from rtml.core.config import EventSchema, JobConfig
+from rtml.core.config import UNIT_MS, EventSchema, JobConfig
 from rtml.core.errors import ConfigError
 
 
@@ -116,7 +116,7 @@ def split_label(
     lab = cfg.labels
     eid = doc.get(cfg.schema.event_id)
     try:
-        ts = parse_timestamp(doc.get(cfg.schema.event_time))
+        ts = parse_timestamp(doc.get(cfg.schema.event_time), _unit_ms(cfg.schema))
     except (ValueError, OverflowError):
         return json.dumps(doc), None
     if eid is None:
@@ -124,17 +124,23 @@ def split_label(
     return json.dumps(doc), {lab.event_id: eid, lab.label: y, lab.label_time: ts + delay_ms}
 
 
-def _event_time(record: str, field: str) -> int | None:
+def _unit_ms(schema: EventSchema) -> int:
+    return UNIT_MS[schema.field(schema.event_time).unit]
+
+
+def _event_time(record: str, field: str, unit_ms: int = 1) -> int | None:
     from udfs.validation import parse_timestamp
 
     try:
         doc = json.loads(record)
-        return parse_timestamp(doc[field]) if isinstance(doc, dict) else None
+        return parse_timestamp(doc[field], unit_ms) if isinstance(doc, dict) else None
     except (ValueError, KeyError, TypeError, OverflowError):
         return None
 
 
-def paced(records: Iterable[str], pacing: Pacing, time_field: str) -> Iterator[str]:
+def paced(
+    records: Iterable[str], pacing: Pacing, time_field: str, unit_ms: int = 1
+) -> Iterator[str]:
     """``records``, each released at its time under ``pacing``."""
     start = time.monotonic()
     first_ts: int | None = None
@@ -143,7 +149,7 @@ def paced(records: Iterable[str], pacing: Pacing, time_field: str) -> Iterator[s
         if pacing.rate is not None:
             due = start + i / pacing.rate
         elif pacing.speed is not None:
-            ts = _event_time(r, time_field)
+            ts = _event_time(r, time_field, unit_ms)
             if ts is not None:
                 first_ts = ts if first_ts is None else first_ts
                 due = start + max(0, ts - first_ts) / 1000 / pacing.speed
@@ -187,7 +193,8 @@ def produce_file(
     )
     step(f"producing {len(records)} records of {events_file} to {t.events!r} ({how})")
     prog = Progress("records sent", len(records))
-    n = produce(cfg, t.events, paced(records, pacing, cfg.schema.event_time), progress=prog.update)
+    timed = paced(records, pacing, cfg.schema.event_time, _unit_ms(cfg.schema))
+    n = produce(cfg, t.events, timed, progress=prog.update)
     prog.update(n, force=True)
     if label_field is not None:
         # with the events' pacing the labels come late anyway; send them once the events are in

@@ -189,10 +189,8 @@ def infer(col: Column, n_rows: int) -> Inferred:
         if integral and EPOCH_MS[0] <= lo and hi <= EPOCH_MS[1]:
             return Inferred(col.name, "timestamp", required, distinct=distinct, time_unit="ms")
         if integral and hinted and EPOCH_S[0] <= lo and hi <= EPOCH_S[1]:
-            raise ConfigError(
-                f"field {col.name!r} looks like epoch seconds ({lo} .. {hi}); rtml reads event times as epoch milliseconds or ISO-8601",
-                hint=f"send {col.name} in milliseconds (x 1000), or as ISO-8601 with a zone",
-            )
+            return Inferred(col.name, "timestamp", required, distinct=distinct, time_unit="s")
+
         a, b = _headroom(lo, hi, integral)
         return Inferred(col.name, "int" if integral else "float", required, a, b, distinct=distinct)
     strs = [v for v in vals if isinstance(v, str)]
@@ -367,9 +365,10 @@ def draft(rows: list[dict[str, Any]], choices: Choices, source: Path) -> tuple[s
         )
 
     times_ms = []
+    scale = 1000 if fields[event_time].time_unit == "s" else 1
     for r in rows:
         v = r.get(event_time)
-        t = v if isinstance(v, int) else _iso_ms(v) if isinstance(v, str) else None
+        t = v * scale if isinstance(v, int) else _iso_ms(v) if isinstance(v, str) else None
         if t is not None:
             times_ms.append(t)
     span = (max(times_ms) - min(times_ms)) if times_ms else 24 * HOUR_MS
@@ -450,6 +449,8 @@ def draft(rows: list[dict[str, Any]], choices: Choices, source: Path) -> tuple[s
     ]
     for k, f in fields.items():
         parts = [f"type = {_toml(f.type)}"]
+        if f.time_unit == "s":
+            parts.append('unit = "s"')
         if not f.required:
             parts.append("required = false")
         if f.min is not None:

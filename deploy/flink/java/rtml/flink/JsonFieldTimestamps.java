@@ -16,8 +16,8 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
  * events of the others.
  *
  * <p>Mirrors {@code udfs.validation.parse_timestamp} and the range checks of
- * {@code parse_event}: epoch milliseconds (integer or float, truncated), or ISO-8601 with a
- * zone. A record whose time Python would reject, or that this class cannot read, gets 0 (as
+ * {@code parse_event}: epoch milliseconds, or seconds when the field's unit says so (integer
+ * or float, truncated), or ISO-8601 with a zone. A record whose time Python would reject, or that this class cannot read, gets 0 (as
  * {@code udfs.flink.records.FieldTimestamp} gives a tagged record): it does not move the
  * watermark on (Python dead-letters it, or applies it by its own reading of the field). The wall clock here is read before Python's, so every time accepted
  * here is accepted there too.
@@ -32,11 +32,13 @@ public final class JsonFieldTimestamps implements SerializableTimestampAssigner<
     private final String field;
     private final long minTimeMs;
     private final long maxFutureMs;
+    private final long unitMs; // 1: numbers are epoch milliseconds; 1000: epoch seconds
 
-    public JsonFieldTimestamps(String field, long minTimeMs, long maxFutureMs) {
+    public JsonFieldTimestamps(String field, long minTimeMs, long maxFutureMs, long unitMs) {
         this.field = field;
         this.minTimeMs = minTimeMs;
         this.maxFutureMs = maxFutureMs;
+        this.unitMs = unitMs;
     }
 
     @Override
@@ -73,7 +75,7 @@ public final class JsonFieldTimestamps implements SerializableTimestampAssigner<
                 String name = p.currentName();
                 JsonToken v = p.nextToken();
                 if (field.equals(name)) {
-                    ts = time(p, v);
+                    ts = time(p, v, unitMs);
                 } else if (v == JsonToken.START_OBJECT || v == JsonToken.START_ARRAY) {
                     p.skipChildren();
                 }
@@ -85,14 +87,19 @@ public final class JsonFieldTimestamps implements SerializableTimestampAssigner<
         return ts;
     }
 
-    private static long time(JsonParser p, JsonToken v) throws Exception {
+    private static long time(JsonParser p, JsonToken v, long unitMs) throws Exception {
         switch (v) {
             case VALUE_NUMBER_INT:
-                return p.getNumberType() == JsonParser.NumberType.BIG_INTEGER
-                        ? Long.MIN_VALUE
-                        : p.getLongValue();
+                if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+                    return Long.MIN_VALUE;
+                }
+                try {
+                    return Math.multiplyExact(p.getLongValue(), unitMs);
+                } catch (ArithmeticException e) {
+                    return Long.MIN_VALUE;
+                }
             case VALUE_NUMBER_FLOAT:
-                double d = p.getDoubleValue();
+                double d = p.getDoubleValue() * unitMs;
                 return Double.isFinite(d) && Math.abs(d) < 9.0e18 ? (long) d : Long.MIN_VALUE;
             case VALUE_STRING:
                 return iso(p.getText());
