@@ -19,3 +19,8 @@ class RecentMax:
     def offer(self, value: int, now: float) -> None:
         if value >= self.value or now - self.at > self.window_s:
             self.value, self.at = value, now
+
+    def current(self, now: float) -> int:
+        """The largest value offered within the window up to ``now``; 0 when nothing was
+        offered in it (a gauge read while no event comes shows no stale peak)."""
+        return self.value if now - self.at <= self.window_s else 0

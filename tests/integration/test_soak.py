@@ -347,8 +347,9 @@ def test_soak_half_load_with_kills_and_a_broker_restart(cfg, broker, model, clus
     assert cfg.job.delivery == "exactly-once"
     max_rate = _max_rate(cfg, broker, cluster)
     rate = float(RATE) if RATE else max_rate / 2
-    n = int(rate * MINUTES * 60)
-    events = card_events(61, n, n / EVENTS_PER_DAY)
+    asked = int(rate * MINUTES * 60)
+    events = card_events(61, asked, asked / EVENTS_PER_DAY)
+    n = len(events)  # the scenario gives a few less than asked (measured: 99,934 of 100,000)
     records = [json.dumps(e) for e in events]
 
     c = cfg.with_bootstrap(broker.bootstrap).with_topic_prefix("soak.")

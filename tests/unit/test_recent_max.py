@@ -18,3 +18,10 @@ def test_holds_the_largest_within_the_window_and_forgets_it_after():
 
 def test_starts_at_zero():
     assert RecentMax(1.0).value == 0
+
+
+def test_read_after_a_quiet_window_shows_nothing_stale():
+    m = RecentMax(10.0)
+    m.offer(7, 100.0)
+    assert m.current(105.0) == 7
+    assert m.current(111.0) == 0  # nothing offered in the last 10 s

@@ -131,9 +131,11 @@ class FeatureStage:
         self.largest_waiting = RecentMax(LARGEST_WINDOW_S)
         self.largest_bytes = RecentMax(LARGEST_WINDOW_S)
         self.sampled_at = 0.0
-        largest = {"state_bytes_largest_key": lambda: self.largest_bytes.value}
+        largest = {"state_bytes_largest_key": lambda: self.largest_bytes.current(time.monotonic())}
         if self.ordered:
-            largest["waiting_events_largest_key"] = lambda: self.largest_waiting.value
+            largest["waiting_events_largest_key"] = lambda: self.largest_waiting.current(
+                time.monotonic()
+            )
         gauges(runtime_context, largest)
         # arrival order's event clock: the newest event time this subtask has seen. Lost on
         # a restart, it only starts again from the next event (expiry waits, nothing else).
