@@ -77,7 +77,7 @@ def test_service_configs_bind_loopback():
         for line in flink.splitlines():
             if line.strip().startswith(f"{key}:"):
                 assert line.split(":", 1)[1].strip() == "127.0.0.1", line
-    ui = (paths.REPO_ROOT / "rtml" / "commands" / "services.py").read_text()
+    ui = (paths.REPO_ROOT / "rtml" / "cli" / "commands" / "services.py").read_text()
     assert '"--host", "127.0.0.1"' in ui
 
 

@@ -55,8 +55,24 @@ def is_csv(path: Path) -> bool:
     return path.suffix.lower() in (".csv", ".tsv")
 
 
+def _untyped(cell: str) -> Any:
+    """A cell of a column the schema does not declare (the label, say), as JSON would hold
+    it: a whole number, a number, true or false, else the string."""
+    low = cell.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
 def _typed(cell: str, ftype: str | None) -> Any:
     """A CSV cell as the config's type says, or the string when it does not parse."""
+    if ftype is None:
+        return _untyped(cell)
     try:
         if ftype == "int":
             return int(cell)

@@ -241,7 +241,9 @@ def submit(
     return job_id
 
 
-FAILING_STATES = ("RESTARTING", "FAILING", "FAILED")
+# a job in any other state may have failed and be failing again (a restart loop runs through
+# RESTARTING, CREATED and RUNNING)
+DONE_STATES = ("FINISHED", "CANCELED", "CANCELLING")
 
 
 def jobs_list(jobmanager: str) -> None:
@@ -254,7 +256,7 @@ def jobs_list(jobmanager: str) -> None:
     for j in jobs:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j["start-time"] / 1000))
         say(f"{j['jid']}  {j['state']:<10} {j['name']}  started {started}")
-        failure = rest.rtml_failure(j["jid"]) if j["state"] in FAILING_STATES else None
+        failure = rest.rtml_failure(j["jid"]) if j["state"] not in DONE_STATES else None
         if failure:
             say(f"    last failure: {failure}")
 
