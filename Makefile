@@ -34,8 +34,9 @@ bench: setup
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not soak"
 
-## Failure injection (8 to 15 minutes): kill -9 TaskManagers x3 over 100k events, kill -9
-## the broker mid-run; exactly-once checked. Figures go to reliability-results/.
+## Failure injection and rescaling: kill -9 TaskManagers x3 over 100k events (arrival order at
+## parallelism 1, event-time order at parallelism 2), kill -9 the broker mid-run, rescale
+## 1 -> 2 -> 1 through savepoints; exactly-once checked. Figures go to reliability-results/.
 test-slow: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "slow and not soak" -s
 
