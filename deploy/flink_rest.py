@@ -99,16 +99,33 @@ class FlinkRest:
         body: dict[str, Any] = {"drain": drain}
         if directory:
             body["targetDirectory"] = directory
+        self.wait_all_running(job_id)
         trigger = self._call("POST", f"/jobs/{job_id}/stop", body)["request-id"]
         location = self._await_savepoint(job_id, trigger, timeout)
         self.wait_for_state(job_id, {"FINISHED"}, 60)
         return location
+
+    def wait_all_running(self, job_id: str, timeout: float = 180.0) -> None:
+        """Wait until every task of the job runs (or has finished): Flink declines a savepoint
+        while any is still deploying or initializing, as just after a submit or a restart."""
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = {v.get("status") for v in self.vertices(job_id)}
+            if statuses and statuses <= {"RUNNING", "FINISHED"}:
+                return
+            if time.monotonic() > deadline:
+                raise JobError(
+                    f"job {job_id} still has tasks {', '.join(sorted(statuses - {'RUNNING', 'FINISHED'}))} after {timeout:.0f}s; a savepoint needs every task running",
+                    hint="see `rtml jobs list` and the TaskManager logs; retry once the job runs",
+                )
+            time.sleep(0.5)
 
     def savepoint(self, job_id: str, directory: str | None, timeout: float = 300.0) -> str:
         """Take a savepoint and keep the job running; returns the savepoint's path."""
         body: dict[str, Any] = {"cancel-job": False}
         if directory:
             body["target-directory"] = directory
+        self.wait_all_running(job_id)
         trigger = self._call("POST", f"/jobs/{job_id}/savepoints", body)["request-id"]
         return self._await_savepoint(job_id, trigger, timeout)
 
