@@ -41,7 +41,8 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "slow and not soak" -s
 
 ## The soak (RTML_SOAK_MINUTES, 30 by default, plus about 10 minutes around it): half of the
-## measured maximum rate, exactly-once, event-time order at parallelism 2, a TaskManager
+## measured maximum rate, exactly-once, arrival order at parallelism 1 (RTML_SOAK_ORDER,
+## RTML_SOAK_PARALLELISM for event-time order at 2), a TaskManager
 ## killed every 4 minutes and the broker once; figures to reliability-results/soak.json.
 soak: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak -s
