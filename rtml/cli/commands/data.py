@@ -151,17 +151,9 @@ def train_from_log(
     from deploy.kafka_client import read_topic
     from models.feedback import feedback_training_set
     from models.train import model_inputs
-    from udfs.validation import parse_timestamp
+    from rtml.cli.flags import time_flag
 
-    cutoff = None
-    if as_of is not None:
-        try:
-            cutoff = parse_timestamp(int(as_of) if as_of.isdigit() else as_of)
-        except (ValueError, OverflowError) as e:
-            raise ModelError(
-                f"--as-of {as_of!r} is not a time ({e})",
-                hint="pass epoch milliseconds or ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z",
-            ) from None
+    cutoff = None if as_of is None else time_flag(as_of, "--as-of", ModelError)
     t = cfg.kafka.topics
     step(
         f"reading the feedback log from Kafka at {cfg.kafka.bootstrap_servers}: {t.scores!r} and {t.labels!r}"

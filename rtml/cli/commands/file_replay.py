@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -55,24 +56,31 @@ def is_csv(path: Path) -> bool:
     return path.suffix.lower() in (".csv", ".tsv")
 
 
-def _untyped(cell: str) -> Any:
-    """A cell of a column the schema does not declare (the label, say), as JSON would hold
-    it: a whole number, a number, true or false, else the string."""
-    low = cell.strip().lower()
+def json_cell(cell: str) -> Any:
+    """A CSV cell as JSON would hold it: a whole number, a number, true or false, else the
+    string; None when blank (a column the schema does not declare, or a sample's cell)."""
+    text = cell.strip()
+    if text == "":
+        return None
+    low = text.lower()
     if low in ("true", "false"):
         return low == "true"
-    for kind in (int, float):
-        try:
-            return kind(cell)
-        except ValueError:
-            pass
-    return cell
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        f = float(text)
+        return f if math.isfinite(f) else text
+    except ValueError:
+        return text
 
 
 def _typed(cell: str, ftype: str | None) -> Any:
     """A CSV cell as the config's type says, or the string when it does not parse."""
     if ftype is None:
-        return _untyped(cell)
+        value = json_cell(cell)
+        return cell if value is None else value
     try:
         if ftype == "int":
             return int(cell)

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rtml.cli.commands.file_replay import json_cell
 from rtml.core.config import parse_config
 from rtml.core.errors import ConfigError
 
@@ -65,25 +66,6 @@ class Choices:
     labels: Path | None = None  # a sample of the labels topic, when labels come on their own
 
 
-def _cell(v: str) -> Any:
-    """A CSV cell as JSON would hold it: a number, a boolean, or the string."""
-    s = v.strip()
-    if s == "":
-        return None
-    low = s.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return int(s)
-    except ValueError:
-        pass
-    try:
-        f = float(s)
-        return f if math.isfinite(f) else s
-    except ValueError:
-        return s
-
-
 def read_sample(path: Path) -> list[dict[str, Any]]:
     """The sample's records as objects (lines that are not JSON objects are skipped)."""
     if not path.is_file():
@@ -94,7 +76,7 @@ def read_sample(path: Path) -> list[dict[str, Any]]:
     if path.suffix.lower() in (".csv", ".tsv"):
         delim = "\t" if path.suffix.lower() == ".tsv" else ","
         rows = [
-            {k: _cell(v) for k, v in r.items() if k is not None and v is not None}
+            {k: json_cell(v) for k, v in r.items() if k is not None and v is not None}
             for r in csv.DictReader(io.StringIO(text), delimiter=delim)
         ]
     else:

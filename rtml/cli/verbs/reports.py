@@ -63,17 +63,9 @@ def _gate_kinds(text: str) -> tuple[str, ...]:
 
 
 def _since(text: str | None) -> int | None:
-    from udfs.validation import parse_timestamp
+    from rtml.cli.flags import time_flag
 
-    if text is None:
-        return None
-    try:
-        return parse_timestamp(int(text) if text.isdigit() else text)
-    except (ValueError, OverflowError) as e:
-        raise ConfigError(
-            f"--since {text!r} is not a time ({e})",
-            hint="give epoch milliseconds or ISO-8601 with a zone, e.g. 2026-01-03T00:00:00Z",
-        ) from None
+    return None if text is None else time_flag(text, "--since")
 
 
 def run(a: argparse.Namespace) -> int:
