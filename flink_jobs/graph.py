@@ -125,7 +125,7 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
         stream, dead = parse_events(raw, cfg, opts.bounded)
         to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
         return score_to_topic(env, stream, cfg, opts)
-    events = events_for_features(raw, cfg, opts.bounded)
+    events = events_for_features(raw, cfg)
     if is_ordered(cfg):
         # event-time order waits for watermarks anyway (max_out_of_orderness): its last
         # feature stage and the scoring stay two operators, as before the fusion

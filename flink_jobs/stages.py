@@ -114,7 +114,7 @@ def feature_stage(cfg: JobConfig, entity: Entity, first: bool) -> FeatureStage:
     )
 
 
-def events_for_features(raw: DataStream, cfg: JobConfig, bounded: bool) -> DataStream:
+def events_for_features(raw: DataStream, cfg: JobConfig) -> DataStream:
     """Parse and validate events; dead letters stay on the stream as tagged records (so the
     parser has one consumer and fuses with the first ``key_by``).
 
@@ -125,7 +125,6 @@ def events_for_features(raw: DataStream, cfg: JobConfig, bounded: bool) -> DataS
     held upstream (measured: after a 30 s pause and a drain, a fairness window lost one
     prediction this way). A quiet partition therefore holds the features back until events
     come again, as event time means."""
-    del bounded  # the parser is the same for a bounded replay
     return (
         raw.process(
             ParseRecords(
@@ -202,10 +201,18 @@ class Ingest:
 
 
 def source(
-    env: StreamExecutionEnvironment, cfg: JobConfig, topic: str, bounded: bool, name: str
+    env: StreamExecutionEnvironment,
+    cfg: JobConfig,
+    topic: str,
+    bounded: bool,
+    name: str,
+    watermarks: WatermarkStrategy | None = None,
 ) -> DataStream:
+    """A topic's Kafka source, uid ``source-<name>``; without ``watermarks``, none."""
     return env.from_source(
-        kafka_io.source(cfg, topic, bounded), WatermarkStrategy.no_watermarks(), f"{name} source"
+        kafka_io.source(cfg, topic, bounded),
+        watermarks or WatermarkStrategy.no_watermarks(),
+        f"{name} source",
     ).uid(f"source-{name}")
 
 
@@ -216,11 +223,7 @@ def events_source(env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bool
     fed round-robin."""
     if not is_ordered(cfg):
         return source(env, cfg, cfg.kafka.topics.events, bounded, "events")
-    src = env.from_source(
-        kafka_io.source(cfg, cfg.kafka.topics.events, bounded),
-        json_field_watermarks(cfg),
-        "events source",
-    ).uid("source-events")
+    src = source(env, cfg, cfg.kafka.topics.events, bounded, "events", json_field_watermarks(cfg))
     if cfg.kafka.partitions < cfg.job.parallelism:
         src = src.set_parallelism(cfg.kafka.partitions)
     return src

@@ -104,7 +104,7 @@ def test_flink_features_equal_offline_replay(cfg, bounded, tight, order, pipelin
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     raw = _timed(env.from_collection(raws, type_info=Types.STRING()), cfg)
-    enriched, late, dead = add_features(events_for_features(raw, cfg, bounded), cfg)
+    enriched, late, dead = add_features(events_for_features(raw, cfg), cfg)
     out = enriched.map(to_json_nan_safe, output_type=Types.STRING())
     tagged = out.map(lambda s: "E" + s, output_type=Types.STRING()).union(
         dead.map(lambda s: "D" + s, output_type=Types.STRING()),
@@ -185,7 +185,7 @@ def _event_time_features(cfg, raws, parallelism: int) -> tuple[dict, int]:
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(parallelism)
     raw = _timed(env.from_collection(raws, type_info=Types.STRING()), cfg)  # spread over parsers
-    enriched, late, dead = add_features(events_for_features(raw, cfg, False), cfg)
+    enriched, late, dead = add_features(events_for_features(raw, cfg), cfg)
     out = enriched.map(to_json_nan_safe, output_type=Types.STRING()).union(
         dead.map(lambda s: "D", output_type=Types.STRING()),
         late.map(lambda s: "L", output_type=Types.STRING()),
