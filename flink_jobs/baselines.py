@@ -16,7 +16,16 @@ from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
 from flink_jobs.options import RunOptions
-from flink_jobs.stages import RECORD, parse_events, score_to_topic, source, to_topic
+from flink_jobs.stages import (
+    RECORD,
+    control_source,
+    parse_events,
+    score,
+    score_outputs,
+    sink_outputs,
+    source,
+    to_topic,
+)
 from rtml.core.config import JobConfig
 from udfs.flink.baselines import KeyedPassThrough, NaiveEntityFeatures, RawJsonKey
 from udfs.flink.records import FieldKey
@@ -48,5 +57,5 @@ def build_baseline(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOpt
             .uid(f"naive-features-{entity.name}")
             .name(f"naive features by {entity.key}")
         )
-    score_to_topic(env, stream, cfg, opts)
-    to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
+    scored = score(stream, control_source(env, cfg, opts.bounded), cfg, opts)
+    sink_outputs(cfg, {**score_outputs(scored), "dead-letters": dead}, opts.part)

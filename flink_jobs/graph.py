@@ -43,6 +43,7 @@ from flink_jobs.stages import (
     RECORD,
     Ingest,
     add_features,
+    control_source,
     events_for_features,
     events_source,
     feature_entities,
@@ -53,14 +54,14 @@ from flink_jobs.stages import (
     model_switches,
     parse_and_time,
     parse_events,
-    score_sinks,
-    score_to_topic,
+    parse_scores,
+    score,
+    score_outputs,
     scorer,
-    scores_from_topic,
     second_worker,
     side_output,
+    sink_outputs,
     source,
-    to_topic,
     union,
 )
 from flink_jobs.tags import ALERTS, DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS
@@ -70,6 +71,8 @@ from udfs.flink.records import ConstantKey
 from udfs.flink.scoring import FeaturesAndScoreFunction
 from udfs.serving import load_serving_model
 from udfs.validation import parse_label
+
+Outputs = dict[str, DataStream]  # output name (``stages.OUTPUT_TOPICS``) -> JSON strings
 
 
 def check_model(cfg: JobConfig, opts: RunOptions) -> int:
@@ -86,7 +89,9 @@ def build(
     verify_model: bool = True,
 ) -> None:
     """The job's graph: ``opts.part`` is "all" (one job), "scoring" or "monitoring" (or a
-    benchmark baseline, "floor" or "naive": see ``flink_jobs.baselines``).
+    benchmark baseline, "floor" or "naive": see ``flink_jobs.baselines``). The Kafka sources
+    and sinks are wired here; ``scoring_outputs`` and ``monitoring_outputs`` are the rest (a
+    test runs them on in-memory input: ``tests/flink/harness.py``).
 
     Run as two jobs, the monitors read the scores topic and can never slow scoring down (in
     one job they share its stream and CPU: measured in benchmarks/monitor_latency.py)."""
@@ -94,49 +99,52 @@ def build(
     if opts.part in BASELINE_PARTS:
         build_baseline(env, cfg, opts)
         return
+    t = cfg.kafka.topics
+    outputs: Outputs = {}
     scored = None
     if opts.part in ("all", "scoring"):
-        scored = _scoring(env, cfg, opts)
+        scored, outputs = scoring_outputs(
+            cfg,
+            opts,
+            events_source(env, cfg, opts.bounded),
+            control_source(env, cfg, opts.bounded),
+        )
     if opts.part in ("all", "monitoring") and cfg.monitoring.enabled:
-        if scored is not None and not is_ordered(cfg):
-            # arrival order has no watermarks on the scoring path; the monitors' windows need
-            # them (event-time order's come through the feature stages, after their events)
-            scored = (
-                scored.assign_timestamps_and_watermarks(
-                    field_watermarks(cfg, cfg.schema.event_time, opts.bounded)
-                )
-                .uid("scored-time")
-                .name("scored event time")
-                .slot_sharing_group(MONITORING_SLOTS)
-            )
-        elif scored is None:
+        if scored is None:
             cfg = replace(
                 cfg, kafka=replace(cfg.kafka, group_id=cfg.kafka.group_id + "-monitoring")
             )
-            scored = scores_from_topic(env, cfg, opts)
-        _monitoring(env, cfg, opts, scored, favourable)
+        labels = source(env, cfg, t.labels, opts.bounded, "labels")
+        if scored is None:
+            scores = source(env, cfg, t.scores, opts.bounded, "scores")
+            outputs.update(monitoring_job_outputs(cfg, opts, scores, labels, favourable))
+        else:
+            outputs.update(monitoring_outputs(cfg, opts, scored, labels, favourable))
+    sink_outputs(cfg, outputs, opts.part)
 
 
-def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> DataStream:
-    """The scoring path; returns the scored stream (read by the monitors of a one-job run)."""
-    t = cfg.kafka.topics
-    raw = events_source(env, cfg, opts.bounded)
+def scoring_outputs(
+    cfg: JobConfig, opts: RunOptions, raw: DataStream, control: DataStream
+) -> tuple[DataStream, Outputs]:
+    """The scoring path from raw event records (JSON; in event-time order with their
+    watermarks) and control records; returns the scored stream (read by the monitors of a
+    one-job run) and the outputs: scores, model events, shadow pairs, dead letters and late
+    events."""
     if not feature_entities(cfg):  # nothing keyed: parse, then score
         stream, dead = parse_events(raw, cfg, opts.bounded)
-        to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
-        return score_to_topic(env, stream, cfg, opts)
+        scored = score(stream, control, cfg, opts)
+        return scored, {**score_outputs(scored), "dead-letters": dead}
     events = events_for_features(raw, cfg)
     if is_ordered(cfg):
         # event-time order waits for watermarks anyway (max_out_of_orderness): its last
         # feature stage and the scoring stay two operators, as before the fusion
         enriched, late, dead = add_features(events, cfg)
-        to_topic(cfg, dead, t.dead_letter, "dead-letters", opts.part)
-        to_topic(cfg, late, t.late, "late-events", opts.part)
-        return score_to_topic(env, enriched, cfg, opts)
+        scored = score(enriched, control, cfg, opts)
+        return scored, {**score_outputs(scored), "dead-letters": dead, "late-events": late}
     keyed, last = keyed_by_last_entity(events, cfg)
     stage = feature_stage(cfg, last, len(feature_entities(cfg)) == 1)
     scored = (
-        keyed.connect(model_switches(env, cfg, opts.bounded))
+        keyed.connect(model_switches(control))
         .process(
             FeaturesAndScoreFunction(stage, scorer(cfg, opts), split=(DEAD_LETTERS, LATE_EVENTS)),
             output_type=RECORD,
@@ -147,21 +155,49 @@ def _scoring(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) 
         .name(f"features by {last.key} + score (ONNX Runtime)")
     )
     scored = second_worker(scored, cfg)
-    score_sinks(cfg, scored, opts.part)
-    to_topic(cfg, side_output(scored, DEAD_LETTERS), t.dead_letter, "dead-letters", opts.part)
-    to_topic(cfg, side_output(scored, LATE_EVENTS), t.late, "late-events", opts.part)
-    return scored
+    return scored, {
+        **score_outputs(scored),
+        "dead-letters": side_output(scored, DEAD_LETTERS),
+        "late-events": side_output(scored, LATE_EVENTS),
+    }
 
 
-def _monitoring(
-    env: StreamExecutionEnvironment,
+def monitoring_job_outputs(
+    cfg: JobConfig, opts: RunOptions, scores: DataStream, labels: DataStream, favourable: int
+) -> Outputs:
+    """The monitors as their own job, from score records (JSON, as the scores topic holds
+    them) and label records: ``monitoring_outputs`` and the score records' dead letters."""
+    scored, dead = parse_scores(scores, cfg, opts.bounded)
+    return {
+        "score-dead-letters": dead,
+        **monitoring_outputs(cfg, opts, scored, labels, favourable, timed=True),
+    }
+
+
+def monitoring_outputs(
     cfg: JobConfig,
     opts: RunOptions,
     scored: DataStream,
+    labels: DataStream,
     favourable: int,
-) -> None:
-    s = cfg.schema
-    t = cfg.kafka.topics
+    *,
+    timed: bool = False,
+) -> Outputs:
+    """Fairness per window (late labels joined) and drift per window from the scored events
+    and label records (JSON); returns the label dead letters, the fairness and drift records
+    and the alerts. ``timed``: ``scored`` carries event-time watermarks already (as it does in
+    event-time order, through the feature stages)."""
+    if not timed and not is_ordered(cfg):
+        # arrival order has no watermarks on the scoring path; the monitors' windows need
+        # them (event-time order's come through the feature stages, after their events)
+        scored = (
+            scored.assign_timestamps_and_watermarks(
+                field_watermarks(cfg, cfg.schema.event_time, opts.bounded)
+            )
+            .uid("scored-time")
+            .name("scored event time")
+            .slot_sharing_group(MONITORING_SLOTS)
+        )
     ingest = Ingest(
         partial(parse_label, labels=cfg.labels),
         LABEL_DEAD_LETTERS,
@@ -169,13 +205,10 @@ def _monitoring(
         "labels",
         "label-time",
     )
-    labels, dead = parse_and_time(
-        source(env, cfg, t.labels, opts.bounded, "labels"), cfg, t.labels, ingest, opts.bounded
-    )
-    to_topic(cfg, dead, t.dead_letter, "label-dead-letters", opts.part)
-
+    labels, dead = parse_and_time(labels, cfg, cfg.kafka.topics.labels, ingest, opts.bounded)
+    outputs: Outputs = {"label-dead-letters": dead}
     alerts: list[DataStream] = []
-    if s.sensitive_attribute:
+    if cfg.schema.sensitive_attribute:
         fairness = (
             scored.connect(labels)
             .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
@@ -187,7 +220,7 @@ def _monitoring(
             .name("fairness per window (late labels joined)")
             .slot_sharing_group(MONITORING_SLOTS)
         )
-        to_topic(cfg, fairness, t.fairness, "fairness", opts.part)
+        outputs["fairness"] = fairness
         alerts.append(side_output(fairness, ALERTS))
 
     drift = (
@@ -200,6 +233,7 @@ def _monitoring(
         .name("drift per window (Evidently)")
         .slot_sharing_group(MONITORING_SLOTS)
     )
-    to_topic(cfg, drift, t.drift, "drift", opts.part)
+    outputs["drift"] = drift
     alerts.append(side_output(drift, ALERTS))
-    to_topic(cfg, union(*alerts), t.alerts, "alerts", opts.part)
+    outputs["alerts"] = union(*alerts)
+    return outputs

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from functools import partial
 
 from pyflink.common import Duration, Types, WatermarkStrategy
-from pyflink.datastream import DataStream, KeyedStream, OutputTag, StreamExecutionEnvironment
+from pyflink.datastream import (
+    BroadcastStream,
+    DataStream,
+    KeyedStream,
+    OutputTag,
+    StreamExecutionEnvironment,
+)
 
 from flink_jobs import kafka_io
 from flink_jobs.event_time import json_field_watermarks
@@ -271,49 +277,48 @@ def scorer(cfg: JobConfig, opts: RunOptions) -> Scorer:
     )
 
 
-def score_sinks(cfg: JobConfig, scored: DataStream, part: str) -> None:
-    t = cfg.kafka.topics
-    to_topic(cfg, side_output(scored, SCORES_JSON), t.scores, "scores", part)
-    to_topic(cfg, side_output(scored, MODEL_EVENTS), t.alerts, "model-events", part)
-    to_topic(cfg, side_output(scored, SHADOW), t.shadow, "shadow", part)
+def score_outputs(scored: DataStream) -> dict[str, DataStream]:
+    """The scoring operator's side outputs, by output name (``OUTPUT_TOPICS``)."""
+    return {
+        "scores": side_output(scored, SCORES_JSON),
+        "model-events": side_output(scored, MODEL_EVENTS),
+        "shadow": side_output(scored, SHADOW),
+    }
 
 
-def model_switches(env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bool) -> DataStream:
+def control_source(env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bool) -> DataStream:
     """The control topic, from the records that arrive after the job first starts (a restored
-    job resumes at its checkpointed offsets), broadcast to every scoring subtask."""
+    job resumes at its checkpointed offsets)."""
     watermarks = WatermarkStrategy.for_monotonous_timestamps().with_idleness(
         Duration.of_seconds(IDLE_CONTROL_TIMEOUT_S)
     )
     src = kafka_io.source(cfg, cfg.kafka.topics.control, bounded, new_only=True)
     return (
-        env.from_source(src, watermarks, "control source")
-        .uid("source-control")
-        .set_parallelism(1)
-        .broadcast(ACTIVE_MODEL)
+        env.from_source(src, watermarks, "control source").uid("source-control").set_parallelism(1)
     )
 
 
-def score_to_topic(
-    env: StreamExecutionEnvironment, stream: DataStream, cfg: JobConfig, opts: RunOptions
-) -> DataStream:
+def model_switches(control: DataStream) -> BroadcastStream:
+    """Control records (JSON model switches), broadcast to every scoring subtask."""
+    return control.broadcast(ACTIVE_MODEL)
+
+
+def score(stream: DataStream, control: DataStream, cfg: JobConfig, opts: RunOptions) -> DataStream:
     """Score every event of an unkeyed stream (its own Python stage) with the model the
-    control topic last activated and sink the score records to the scores topic, model
-    switches to the alerts topic; returns the scored stream (for the monitors)."""
+    control records last activated; ``score_outputs`` has the score records, the model
+    switches and the shadow pairs, the main output the scored events (for the monitors)."""
     scored = (
-        stream.connect(model_switches(env, cfg, opts.bounded))
+        stream.connect(model_switches(control))
         .process(ScoreFunction(scorer(cfg, opts)), output_type=RECORD)
         .uid("score")
         .name("score (ONNX Runtime)")
     )
-    scored = second_worker(scored, cfg)
-    score_sinks(cfg, scored, opts.part)
-    return scored
+    return second_worker(scored, cfg)
 
 
-def scores_from_topic(
-    env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions
-) -> DataStream:
-    t = cfg.kafka.topics
+def parse_scores(raw: DataStream, cfg: JobConfig, bounded: bool) -> tuple[DataStream, DataStream]:
+    """Score records (JSON, as the scores topic holds them) parsed and timed by their event
+    time, for the monitors of a monitoring job; returns (scored events, dead letters)."""
     ingest = Ingest(
         partial(parse_score, schema=cfg.schema),
         DEAD_LETTERS,
@@ -321,8 +326,26 @@ def scores_from_topic(
         "scores",
         "score-time",
     )
-    scored, dead = parse_and_time(
-        source(env, cfg, t.scores, opts.bounded, "scores"), cfg, t.scores, ingest, opts.bounded
-    )
-    to_topic(cfg, dead, t.dead_letter, "score-dead-letters", opts.part)
-    return scored
+    return parse_and_time(raw, cfg, cfg.kafka.topics.scores, ingest, bounded)
+
+
+# every output of rtml's job graphs, by name (its sink's uid is ``sink-<name>``), and the
+# [kafka.topics] entry it goes to
+OUTPUT_TOPICS = {
+    "scores": "scores",
+    "model-events": "alerts",
+    "shadow": "shadow",
+    "dead-letters": "dead_letter",
+    "late-events": "late",
+    "score-dead-letters": "dead_letter",
+    "label-dead-letters": "dead_letter",
+    "fairness": "fairness",
+    "drift": "drift",
+    "alerts": "alerts",
+}
+
+
+def sink_outputs(cfg: JobConfig, outputs: dict[str, DataStream], part: str) -> None:
+    """Each output (a stream of JSON strings) to its topic."""
+    for name, stream in outputs.items():
+        to_topic(cfg, stream, getattr(cfg.kafka.topics, OUTPUT_TOPICS[name]), name, part)

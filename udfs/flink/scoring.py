@@ -166,8 +166,9 @@ class Scorer:
         out["model_version"] = m.version
         out["inputs"] = {k: value.get(k) for k in m.inputs}
         yield self.scores_json, to_json_nan_safe(out)
-        if self.timed_by_arrival:
-            self.e2e.record(int(time.time() * 1000) - ctx.timestamp())
+        appended = ctx.timestamp()  # None for a record without one (not from Kafka)
+        if self.timed_by_arrival and appended is not None and appended > 0:
+            self.e2e.record(int(time.time() * 1000) - appended)
         cand = self.slots.shadow
         if cand is not None:
             pair = shadow_record(
