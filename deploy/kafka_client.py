@@ -51,13 +51,13 @@ def _unreachable(servers: str, e: Exception) -> ServiceError:
     )
 
 
-def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+def _admin(cfg: JobConfig):
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     servers = cfg.kafka.bootstrap_servers
     try:
-        admin = KafkaAdminClient(
+        return KafkaAdminClient(
             bootstrap_servers=servers,
             client_id="rtml-admin",
             request_timeout_ms=15000,
@@ -65,6 +65,13 @@ def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
         )
     except KafkaError as e:
         raise _unreachable(servers, e) from None
+
+
+def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = _admin(cfg)
     try:
         existing = set(admin.list_topics())
         new = [
@@ -77,6 +84,17 @@ def ensure_topics(cfg: JobConfig, topics: Iterable[str] | None = None) -> None:
                 admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass
+    finally:
+        admin.close()
+
+
+def delete_topics(cfg: JobConfig, topics: Iterable[str]) -> None:
+    """Delete the topics that exist (and their records)."""
+    admin = _admin(cfg)
+    try:
+        doomed = [t for t in topics if t in set(admin.list_topics())]
+        if doomed:
+            admin.delete_topics(doomed)
     finally:
         admin.close()
 

@@ -44,6 +44,7 @@ from flink_jobs.stages import (
     Ingest,
     add_features,
     control_source,
+    discard,
     events_for_features,
     events_source,
     feature_entities,
@@ -65,7 +66,8 @@ from flink_jobs.stages import (
     union,
 )
 from flink_jobs.tags import ALERTS, DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS
-from rtml.core.config import BASELINE_PARTS, JobConfig
+from rtml.core.config import BACKFILL_PART, BASELINE_PARTS, JobConfig
+from rtml.core.errors import ConfigError, JobError
 from udfs.flink.monitoring import DriftFunction, FairnessFunction
 from udfs.flink.records import ConstantKey
 from udfs.flink.scoring import FeaturesAndScoreFunction
@@ -98,6 +100,9 @@ def build(
     favourable = check_model(cfg, opts) if verify_model else 0  # rtml plan builds unverified
     if opts.part in BASELINE_PARTS:
         build_baseline(env, cfg, opts)
+        return
+    if opts.part == BACKFILL_PART:
+        build_backfill(env, cfg, opts)
         return
     t = cfg.kafka.topics
     outputs: Outputs = {}
@@ -213,7 +218,7 @@ def monitoring_outputs(
             scored.connect(labels)
             .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
             .process(
-                FairnessFunction(cfg, favourable, opts.model_version, ALERTS),
+                FairnessFunction(cfg, favourable, opts.model_version, ALERTS, opts.workspace),
                 output_type=Types.STRING(),
             )
             .uid("fairness")
@@ -237,3 +242,34 @@ def monitoring_outputs(
     alerts.append(side_output(drift, ALERTS))
     outputs["alerts"] = union(*alerts)
     return outputs
+
+
+def build_backfill(env: StreamExecutionEnvironment, cfg: JobConfig, opts: RunOptions) -> None:
+    """History (``opts.backfill_topic``) through the scoring path's feature stages, with their
+    uids and state, so the savepoint of this job restores into the scoring job (``rtml
+    backfill``); nothing is scored and nothing is written: the enriched events, the dead
+    letters and the late events of the history are dropped (the operators' metrics count
+    them). The history is read by a source of its own (uid ``source-backfill``, in a consumer
+    group of its own), so a job restored from the savepoint reads the events topic from where
+    that job's group would, not from the history's offsets."""
+    if not opts.backfill_topic:
+        raise JobError(
+            "the backfill part needs the topic that holds the history",
+            hint="run it with `rtml backfill --history FILE`",
+        )
+    if not feature_entities(cfg):
+        raise ConfigError(
+            f"{cfg.source}: no entity has features ([features] entities), so there is no state to warm up",
+            hint="score without a backfill",
+        )
+    kafka = replace(
+        cfg.kafka,
+        topics=replace(cfg.kafka.topics, events=opts.backfill_topic),
+        group_id=f"{cfg.kafka.group_id}-{opts.backfill_topic}",
+    )
+    cfg = replace(cfg, kafka=kafka)
+    raw = events_source(env, cfg, opts.bounded, "backfill")
+    enriched, late, dead = add_features(events_for_features(raw, cfg), cfg)
+    discard(enriched, "backfill-events")
+    discard(late, "backfill-late-events")
+    discard(dead, "backfill-dead-letters")

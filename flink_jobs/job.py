@@ -72,6 +72,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "`rtml bench` baselines)",
     )
     p.add_argument(
+        "--backfill-topic",
+        default=None,
+        help="with --part backfill: the topic that holds the history (`rtml backfill` sends it)",
+    )
+    p.add_argument(
         "--bundle-time-ms",
         type=int,
         default=None,
@@ -132,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             jars=tuple(a.jar),
             checkpoint_dir=a.checkpoint_dir,
             part=a.part,
+            backfill_topic=a.backfill_topic,
         )
         env = create_env(cfg, opts)
         build(env, cfg, opts)

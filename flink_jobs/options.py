@@ -14,6 +14,7 @@ class RunOptions:
     jars: tuple[str, ...] = ()  # file:// URLs of connector jars (embedded runs)
     checkpoint_dir: str | None = None  # file:// URL; None = in memory (embedded only)
     part: str = "all"  # "all" (one job), "scoring" or "monitoring" (two jobs)
+    backfill_topic: str | None = None  # part "backfill": the topic the history was sent to
 
     def to_args(self) -> list[str]:
         args = [
@@ -28,4 +29,6 @@ class RunOptions:
             args.append("--bounded")
         if self.checkpoint_dir:
             args += ["--checkpoint-dir", self.checkpoint_dir]
+        if self.backfill_topic:
+            args += ["--backfill-topic", self.backfill_topic]
         return args + ["--part", self.part]

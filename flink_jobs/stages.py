@@ -21,6 +21,7 @@ from pyflink.datastream import (
     OutputTag,
     StreamExecutionEnvironment,
 )
+from pyflink.datastream.connectors.base import Sink
 
 from flink_jobs import kafka_io
 from flink_jobs.event_time import json_field_watermarks
@@ -222,14 +223,16 @@ def source(
     ).uid(f"source-{name}")
 
 
-def events_source(env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bool) -> DataStream:
-    """The events topic. In event-time order the source makes the watermarks, per partition,
+def events_source(
+    env: StreamExecutionEnvironment, cfg: JobConfig, bounded: bool, name: str = "events"
+) -> DataStream:
+    """The events topic (source uid ``source-<name>``). In event-time order the source makes the watermarks, per partition,
     at as many subtasks as the topic has partitions (up to the job's parallelism): a subtask
     without a partition would hold the watermark back for good; the parsers after it are
     fed round-robin."""
     if not is_ordered(cfg):
-        return source(env, cfg, cfg.kafka.topics.events, bounded, "events")
-    src = source(env, cfg, cfg.kafka.topics.events, bounded, "events", json_field_watermarks(cfg))
+        return source(env, cfg, cfg.kafka.topics.events, bounded, name)
+    src = source(env, cfg, cfg.kafka.topics.events, bounded, name, json_field_watermarks(cfg))
     if cfg.kafka.partitions < cfg.job.parallelism:
         src = src.set_parallelism(cfg.kafka.partitions)
     return src
@@ -349,3 +352,11 @@ def sink_outputs(cfg: JobConfig, outputs: dict[str, DataStream], part: str) -> N
     """Each output (a stream of JSON strings) to its topic."""
     for name, stream in outputs.items():
         to_topic(cfg, stream, getattr(cfg.kafka.topics, OUTPUT_TOPICS[name]), name, part)
+
+
+DISCARDING_SINK = "org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink"
+
+
+def discard(stream: DataStream, name: str) -> None:
+    """A sink that drops every record (uid ``discard-<name>``)."""
+    stream.sink_to(Sink(DISCARDING_SINK)).uid(f"discard-{name}").name(f"{name} (discarded)")

@@ -6,6 +6,7 @@ and the review commands pay for it, never the scoring path.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -54,28 +55,62 @@ def quarantine_unreadable_snapshots(path: Path) -> list[Path]:
 
 
 class ReportWorkspace:
-    """The Evidently workspace the drift snapshots go to (one project per job)."""
+    """The Evidently workspace the drift and fairness snapshots go to (one project per job,
+    with the monitoring dashboard: ``udfs.report_dashboard``).
 
-    def __init__(self, path: Path, project: str) -> None:
+    Two monitors (drift, fairness) may open it at once, from two processes: the project is
+    found or created under a file lock, so there is one."""
+
+    LOCK = ".rtml-project.lock"
+
+    def __init__(
+        self, path: Path, project: str, drift_share: float = 0.5, four_fifths: float = 0.8
+    ) -> None:
         os.environ.setdefault("DO_NOT_TRACK", "1")
         from evidently.ui.workspace import Workspace
 
+        from udfs.report_dashboard import ensure_dashboard
+
+        self.four_fifths = four_fifths
         path.mkdir(parents=True, exist_ok=True)
-        try:
-            self.ws = Workspace.create(str(path))
-        except ValueError:  # json.JSONDecodeError: a snapshot cut short (e.g. a killed writer)
-            quarantine_unreadable_snapshots(path)
-            self.ws = Workspace.create(str(path))
-        found = self.ws.search_project(project)
-        self.project = (
-            found[0]
-            if found
-            else self.ws.create_project(project, description="rtml drift reports per window")
-        )
+        with (path / self.LOCK).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.ws = Workspace.create(str(path))
+            except ValueError:  # json.JSONDecodeError: a snapshot cut short (a killed writer)
+                quarantine_unreadable_snapshots(path)
+                self.ws = Workspace.create(str(path))
+            found = self.ws.search_project(project)
+            self.project = (
+                found[0]
+                if found
+                else self.ws.create_project(
+                    project, description="rtml drift and fairness reports per window"
+                )
+            )
+            ensure_dashboard(self.ws, self.project, drift_share, four_fifths)
+
+    @staticmethod
+    def has_project(path: Path, project: str) -> bool:
+        """Whether the workspace holds a project of that name (read from its files)."""
+        for meta in path.glob("*/metadata.json"):
+            try:
+                if json.loads(meta.read_text()).get("name") == project:
+                    return True
+            except ValueError:
+                continue
+        return False
 
     def add(self, snapshot: Any, name: str) -> str:
         ref = self.ws.add_run(self.project.id, snapshot, name=name)
         return str(getattr(ref, "id", ref))
+
+    def add_fairness(self, report: Mapping[str, Any]) -> str:
+        """A final window's fairness report, as an Evidently snapshot beside the drift ones."""
+        from udfs.report_dashboard import fairness_snapshot
+
+        snap, name = fairness_snapshot(report, self.four_fifths)
+        return self.add(snap, name)
 
 
 class DriftMonitor:

@@ -37,7 +37,8 @@ FEATURE_ORDERS: tuple[FeatureOrder, ...] = get_args(FeatureOrder)
 EXECUTION_MODES: tuple[ExecutionMode, ...] = get_args(ExecutionMode)
 JOB_PARTS: tuple[JobPart, ...] = get_args(JobPart)
 BASELINE_PARTS: tuple[BaselinePart, ...] = get_args(BaselinePart)
-GRAPH_PARTS: tuple[str, ...] = (*JOB_PARTS, *BASELINE_PARTS)  # what a graph can build
+BACKFILL_PART = "backfill"  # `rtml backfill`: history through the feature stages, no output
+GRAPH_PARTS: tuple[str, ...] = (*JOB_PARTS, *BASELINE_PARTS, BACKFILL_PART)  # what a graph builds
 ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)
 
 FIELD_TYPES = ("string", "float", "int", "category", "timestamp", "bool")

@@ -48,9 +48,18 @@ class FairnessFunction(KeyedCoProcessFunction):
     """
 
     def __init__(
-        self, cfg: JobConfig, favourable: int, model_version: str, alerts: OutputTag
+        self,
+        cfg: JobConfig,
+        favourable: int,
+        model_version: str,
+        alerts: OutputTag,
+        workspace: str | None = None,
     ) -> None:
         self.alerts = alerts
+        # final reports also go to the Evidently workspace (the review dashboard), if given
+        self.workspace_path = workspace
+        self.project = cfg.monitoring.project
+        self.drift_share = cfg.monitoring.drift_share
         m = cfg.monitoring
         self.size = m.window_ms
         self.slide = m.slide_ms
@@ -75,6 +84,16 @@ class FairnessFunction(KeyedCoProcessFunction):
         self.labels = runtime_context.get_list_state(
             ListStateDescriptor("fairness-pending-labels", Types.STRING())
         )
+
+    def _workspace(self):
+        """Opened at the first final report (Evidently's import takes seconds)."""
+        if getattr(self, "reports", None) is None:
+            from udfs.drift import ReportWorkspace
+
+            self.reports = ReportWorkspace(
+                Path(self.workspace_path), self.project, self.drift_share, self.four_fifths
+            )
+        return self.reports
 
     def _window(self, ws: int, ctx) -> dict | None:
         raw = self.windows.get(ws)
@@ -167,6 +186,8 @@ class FairnessFunction(KeyedCoProcessFunction):
                 )
                 report["model_version"] = report["model_versions"][-1]
                 yield to_json_nan_safe(report)
+                if final and self.workspace_path:
+                    self._workspace().add_fairness(report)
                 if report["alerts"] and report["alerts"] != doc.get("alerted"):
                     doc["alerted"] = report["alerts"]
                     yield (
@@ -252,7 +273,12 @@ class DriftFunction(KeyedProcessFunction):
                 pd.read_parquet(mv.reference_path),
                 DriftColumns(nums, cats),
                 self.cfg.monitoring.drift_share,
-                ReportWorkspace(Path(self.workspace), self.cfg.monitoring.project),
+                ReportWorkspace(
+                    Path(self.workspace),
+                    self.cfg.monitoring.project,
+                    self.cfg.monitoring.drift_share,
+                    self.cfg.monitoring.four_fifths,
+                ),
             )
         return self.monitors[version]
 

@@ -46,7 +46,7 @@ from rtml.cli.bench.stages import python_stages
 from rtml.cli.commands import services
 from rtml.cli.commands.data import ensure_model, scenario_options
 from rtml.cli.commands.job import JobTarget
-from rtml.cli.console import say, step
+from rtml.cli.console import Progress, say, step
 from rtml.cli.scenarios.cards import generate
 from rtml.core import paths
 from rtml.core.config import JobConfig, load_config
@@ -262,24 +262,40 @@ def run_bench(o: BenchOptions) -> dict:
     # thread mode last of all, its throughput run too (its jobs once stalled or crashed a
     # TaskManager: nothing else should run after them)
     last = [spec for spec in specs if spec.execution_mode == "thread"]
+    plan = latency_plan(o.eo_checkpoint_ms)
+    held_back = {spec.key for spec in last}
+    loads = {st.load for st in plan if st.job not in held_back and st.job in figs}
+    runs = len(specs) + len(loads) + sum(1 for st in plan if st.job in held_back)
+    prog = Progress("bench runs", runs)
+    done = 0
+
+    def ran() -> None:
+        nonlocal done
+        done += 1
+        prog.update(done, force=done == runs)
+
     for spec in [spec for spec in specs if spec not in last]:
         _throughput_run(s, spec, figs, raw)
+        ran()
     max_rate = o.max_rate or figs["scoring"].throughput_eps
     if not max_rate > 0:  # also NaN
         raise JobError(
             "the pipeline's throughput run produced no rate to pace the latency runs by",
             hint="read the job's log under .rtml/logs, or pass --max-rate",
         )
-    plan = latency_plan(o.eo_checkpoint_ms)
-    held_back = {spec.key for spec in last}
     for load, steps in groupby(
         [st for st in plan if st.job not in held_back], key=lambda st: st.load
     ):
-        _latency_at(s, [st for st in steps if st.job in figs], figs, load, load * max_rate)
+        in_scope = [st for st in steps if st.job in figs]
+        if in_scope:
+            _latency_at(s, in_scope, figs, load, load * max_rate)
+            ran()
     for spec in last:
         _throughput_run(s, spec, figs, raw)
+        ran()
         for st in (st for st in plan if st.job == spec.key):
             _latency_at(s, [st], figs, st.load, st.load * max_rate)
+            ran()
     result = _result(s, figs, max_rate)
     o.out.mkdir(parents=True, exist_ok=True)
     (o.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")

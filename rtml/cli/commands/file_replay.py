@@ -162,6 +162,12 @@ def _event_time(record: str, field: str, unit_ms: int = 1) -> int | None:
         return None
 
 
+def record_time(record: str, schema: EventSchema) -> int | None:
+    """The record's event time in epoch ms; None when it is not a JSON object with a
+    readable event-time field (the job judges such a record)."""
+    return _event_time(record, schema.event_time, _unit_ms(schema))
+
+
 def paced(
     records: Iterable[str], pacing: Pacing, time_field: str, unit_ms: int = 1
 ) -> Iterator[str]:

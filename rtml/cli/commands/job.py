@@ -46,6 +46,7 @@ class JobTarget:
     python_workers: int | None = None  # None: the config's [job] python_workers
     execution_mode: str | None = None  # None: the config's [job] execution_mode
     checkpoint_interval_ms: int | None = None  # None: the config's [job] checkpoint_interval
+    backfill_topic: str | None = None  # part "backfill": the topic holding the history
 
     def args(self) -> list[str]:
         a = [
@@ -80,6 +81,7 @@ _OPTIONAL_ARGS = (
     "python_workers",
     "execution_mode",
     "checkpoint_interval_ms",
+    "backfill_topic",
 )
 
 

@@ -12,6 +12,7 @@ from deploy.flink_cluster import Cluster
 from deploy.kafka_broker import Broker
 from rtml.cli.console import say, step
 from rtml.core import paths
+from rtml.core.config import JobConfig
 from rtml.core.errors import ServiceError
 
 
@@ -52,13 +53,20 @@ def cluster(
         say(c.status())
 
 
-def ui(port: int, workspace: Path | None) -> int:
+def ui(cfg: JobConfig, port: int, workspace: Path | None) -> int:
+    """The Evidently UI over the workspace; the config's project gets the monitoring
+    dashboard first if it lacks it (a workspace written before rtml made one)."""
+    from udfs.drift import ReportWorkspace
+
     ws = workspace or paths.workspace_dir()
     if not ws.is_dir():
         raise ServiceError(
             f"no report workspace at {ws}",
             hint="run `rtml demo` (or a job) first so there are reports to show",
         )
+    m = cfg.monitoring
+    if ReportWorkspace.has_project(ws, m.project):
+        ReportWorkspace(ws, m.project, m.drift_share, m.four_fifths)
     exe = Path(sys.executable).parent / "evidently"
     env = dict(os.environ, DO_NOT_TRACK="1")
     say(f"Evidently UI over {ws} at http://127.0.0.1:{port} (Ctrl-C to stop)")

@@ -4,6 +4,7 @@ function. ``rtml.cli`` only builds the parser from them and dispatches."""
 from __future__ import annotations
 
 from rtml.cli.verbs import (
+    backfill,
     bench,
     broker,
     cluster,
@@ -37,6 +38,7 @@ COMMANDS = (
     plan,
     run,
     submit,
+    backfill,
     jobs,
     reports,
     ui,

@@ -1,0 +1,145 @@
+"""The review dashboard: the project rtml creates has the drift and fairness panels, and the
+Evidently UI (the real server, over HTTP) gives each panel one point per window, equal to
+the drift summaries and the fairness reports the monitors emitted."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
+from udfs.report_dashboard import FAIRNESS_RATIOS, PANEL_TITLES, TAB
+
+HOUR = 3_600_000
+START = 1_767_225_600_000  # 2026-01-01
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fairness(i: int) -> dict:
+    return {
+        "window_start": START + 6 * HOUR * i,
+        "window_end": START + 6 * HOUR * (i + 1),
+        "status": "final",
+        "model_version": "3",
+        "disparate_impact_ratio": 0.9 - 0.1 * i,
+        "equal_opportunity_ratio": math.nan if i == 1 else 0.95,  # too few positives
+        "equalized_odds_ratio": 0.85,
+        "predictions": 100,
+        "labelled": 40,
+        "alerts": ["disparate_impact"] if i == 2 else [],
+    }
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    path = tmp_path_factory.mktemp("workspace")
+    ws = ReportWorkspace(path, "cards", drift_share=0.3, four_fifths=0.8)
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"amount": rng.normal(size=400), "channel": rng.choice(["a", "b"], 400)})
+    monitor = DriftMonitor(ref, DriftColumns(("amount",), ("channel",)), 0.3, ws)
+    drift = []
+    for i in range(3):
+        rows = pd.DataFrame(
+            {"amount": rng.normal(loc=1.5 * i, size=300), "channel": rng.choice(["a", "b"], 300)}
+        ).to_dict("records")
+        start = START + 6 * HOUR * i
+        drift.append(monitor.evaluate(rows, start, start + 6 * HOUR, "3"))
+        ws.add_fairness(_fairness(i))
+    return path, ws, drift
+
+
+def test_the_project_has_the_monitoring_panels_once(workspace):
+    path, ws, _ = workspace
+    model = ws.project.dashboard.model()
+    assert [p.title for p in model.panels] == list(PANEL_TITLES)
+    (tab,) = model.tabs
+    assert tab.title == TAB and tab.panels == [p.id for p in model.panels]
+    share = model.panels[0]
+    assert "0.3" in share.subtitle
+    # reopened (the other monitor, a restart, `rtml ui`): the same project, no second set
+    again = ReportWorkspace(path, "cards", drift_share=0.3, four_fifths=0.8)
+    assert again.project.id == ws.project.id
+    assert len(again.project.dashboard.model().panels) == len(PANEL_TITLES)
+    assert ReportWorkspace.has_project(path, "cards")
+    assert not ReportWorkspace.has_project(path, "other")
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_the_ui_serves_one_point_per_window_for_each_panel(workspace):
+    path, ws, drift = workspace
+    port = _free_port()
+    exe = Path(sys.executable).parent / "evidently"
+    ui = subprocess.Popen(
+        [str(exe), "ui", "--workspace", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        env=dict(os.environ, DO_NOT_TRACK="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                projects = _get(f"{base}/projects")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Evidently UI did not answer"
+                time.sleep(0.5)
+        (project,) = projects
+        pid = project["id"]
+        dashboard = _get(f"{base}/v2/dashboards/{pid}")
+        assert [p["title"] for p in dashboard["panels"]] == list(PANEL_TITLES)
+        points = {}
+        for panel in dashboard["panels"]:
+            filters = [
+                {k: v[k] for k in ("metric", "metric_labels", "tags", "metadata")}
+                for v in panel["values"]
+            ]
+            got = _post(f"{base}/v2/snapshots/{pid}/data_series_batch", {"series_filter": filters})
+            points[panel["title"]] = {
+                (s["filter_index"], s["params"].get("column")): s["values"] for s in got["series"]
+            }
+            assert len(got["sources"]) == 3, panel["title"]  # one snapshot per window
+    finally:
+        ui.terminate()
+        ui.wait(30)
+
+    (share,) = points[PANEL_TITLES[0]].values()
+    assert share == pytest.approx([d["drift_share"] for d in drift])
+    assert share[0] < 0.3 <= share[2]  # a clean window, then a drifted one
+    (count,) = points[PANEL_TITLES[1]].values()
+    assert count == [len(d["drifted_columns"]) for d in drift]
+    fairness = points[PANEL_TITLES[2]]
+    for i, ratio in enumerate(FAIRNESS_RATIOS):
+        want = [_fairness(w)[ratio] for w in range(3)]
+        have = fairness[(i, ratio)]
+        assert [None if math.isnan(x) else pytest.approx(x) for x in want] == have
+    assert fairness[(3, "four_fifths")] == [0.8, 0.8, 0.8]
