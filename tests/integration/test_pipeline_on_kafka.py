@@ -171,11 +171,18 @@ def test_reports_export_html_and_fairness_plot(run, tmp_path):
     from rtml.cli.commands.report_export import export
     from rtml.cli.commands.review import collect
 
-    index = export(collect(run["cfg"]), tmp_path)
+    index = export(collect(run["cfg"]), tmp_path, run["cfg"])
     html_reports = list(tmp_path.glob("drift-*.html"))
     assert len(html_reports) == 8 and all(p.stat().st_size > 100_000 for p in html_reports)
     assert (tmp_path / "fairness.html").stat().st_size > 100_000
     assert index.read_text().count("<tr>") == 9  # header + 8 windows
+    # the reviewer's page of the one version that scored: every window, its card and figures
+    version = run["model"].metadata.version
+    page = (tmp_path / f"model-v{version}.html").read_text()
+    assert f"model-v{version}.html" in index.read_text()
+    assert page.count("<tr>") >= 9 and "Model card" in page and "ROC AUC" in page
+    drifted = [d for d in run["drift"] if d["status"] == "drift"]
+    assert page.count('<span class="breach">drift</span>') == len(drifted) > 0
 
 
 def test_the_feedback_loop_trains_the_next_version_from_the_job_s_log(run):

@@ -11,7 +11,7 @@ from flink_jobs.options import RunOptions
 from flink_jobs.plan import Plan, format_plan, parse_plan, plan_summary
 from models.store.registry import Registry
 from rtml.core import paths
-from rtml.core.config import JobConfig, load_config
+from rtml.core.config import BACKFILL_PART, JobConfig, load_config
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ def job_plan(cfg: JobConfig, part: str) -> tuple[Plan, ModelChoice]:
         model_version=model.version,
         jars=(jars.job_jar().resolve().as_uri(),),
         part=part,
+        # `rtml backfill` names a topic per run; the plan shows the graph over a stand-in
+        backfill_topic=f"{cfg.kafka.topics.events}.backfill" if part == BACKFILL_PART else None,
     )
     return parse_plan(explain.job_plan(cfg, opts, model_registered=model.registered)), model
 

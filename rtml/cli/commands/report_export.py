@@ -1,4 +1,5 @@
-"""`rtml reports --export DIR`: drift reports as HTML, fairness over time as a plot, an index."""
+"""`rtml reports --export DIR`: drift reports as HTML, fairness over time as a plot, an index,
+and a reviewer's page per model version (``version_page``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from rtml.cli.commands.review import Verdicts
 from rtml.cli.console import say, step
 from rtml.core import paths
+from rtml.core.config import JobConfig
 from rtml.core.errors import ServiceError
 
 
@@ -55,7 +57,35 @@ def fairness_plot(v: Verdicts, out: Path) -> None:
     fig.write_html(out, include_plotlyjs=True, full_html=True)
 
 
-def export(v: Verdicts, out_dir: Path) -> Path:
+def _version_pages(cfg: JobConfig, v: Verdicts, out_dir: Path) -> list[Path]:
+    """One reviewer's page per model version (``version_page``), from the registry, the
+    verdicts, the alerts topic and the shadow topic."""
+    from deploy.kafka_client import read_topic
+    from models.shadow_report import summarize
+    from models.store.registry import Registry
+    from rtml.cli.commands.version_page import write_version_pages
+
+    t = cfg.kafka.topics
+    reg = Registry(paths.registry_dir())
+    favourable = 0
+    current = reg.current_version(cfg.model.name)
+    if current is not None:
+        favourable = reg.resolve(cfg.model.name, current).metadata.favourable_outcome
+    m = cfg.monitoring
+    pairs = summarize(
+        read_topic(cfg, t.shadow),
+        cfg.schema.sensitive_attribute,
+        favourable,
+        m.min_group_count,
+        m.four_fifths,
+        cfg.schema.event_id,
+    )
+    return write_version_pages(out_dir, reg, cfg.model.name, v, read_topic(cfg, t.alerts), pairs)
+
+
+def export(v: Verdicts, out_dir: Path, cfg: JobConfig | None = None) -> Path:
+    """The drift reports as HTML, the fairness plot, an index and, given the job's config,
+    one page per model version."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
     out_dir.mkdir(parents=True, exist_ok=True)
     step(f"exporting {len(v.drift)} drift reports and the fairness plot to {out_dir}")
@@ -84,11 +114,18 @@ def export(v: Verdicts, out_dir: Path) -> Path:
         )
     if v.fairness:
         fairness_plot(v, out_dir / "fairness.html")
+    pages = _version_pages(cfg, v, out_dir) if cfg is not None else []
+    links = "".join(
+        f" · <a href='{p.name}'>{html.escape(p.stem.replace('model-v', 'model v'))}</a>"
+        for p in pages
+    )
     index = out_dir / "index.html"
     index.write_text(
         "<!doctype html><meta charset='utf-8'><title>rtml reports</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}</style>"
-        "<h1>rtml: drift and fairness per window</h1><p><a href='fairness.html'>Fairness over time</a></p>"
+        "<h1>rtml: drift and fairness per window</h1><p><a href='fairness.html'>Fairness over time</a>"
+        + links
+        + "</p>"
         "<table><tr><th>window (UTC)</th><th>drift</th><th>share</th><th>drifted columns (first 6)</th><th>DI</th><th>fairness</th><th>Evidently</th></tr>"
         + "".join(rows)
         + "</table>"

@@ -93,7 +93,7 @@ def run(a: argparse.Namespace) -> int:
     if a.export:
         from rtml.cli.commands.report_export import export
 
-        export(verdicts, a.export)
+        export(verdicts, a.export, cfg)
     if kinds is None:
         return 0
     return gate(breaches(verdicts, kinds, since, a.model_version), kinds)
