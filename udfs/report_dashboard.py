@@ -87,9 +87,7 @@ def monitoring_panels(drift_share: float, four_fifths: float) -> list[Any]:
     ]
 
 
-def ensure_dashboard(
-    workspace: Any, project: Any, drift_share: float, four_fifths: float
-) -> bool:
+def ensure_dashboard(workspace: Any, project: Any, drift_share: float, four_fifths: float) -> bool:
     """Give an Evidently project's dashboard the monitoring panels (in a tab of their own)
     unless it has them; returns whether it added them. The dashboard is saved whole: the
     SDK's ``add_panel`` lists a panel twice in a tab that exists (evidently 0.7.23)."""
