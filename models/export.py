@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,18 +49,29 @@ def to_onnx(pipe: Any, inputs: tuple[ModelInput, ...]) -> bytes:
     return onx.SerializeToString()
 
 
+PARITY_BATCH = 2000  # rows scored per ONNX Runtime call in the parity check
+
+
 def parity(
     pipe: Any,
     onnx_bytes: bytes,
     rows: pd.DataFrame,
     inputs: tuple[ModelInput, ...],
     tolerance: float,
+    rows_done: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Max absolute difference of the positive-class probability, original vs ONNX."""
+    """Max absolute difference of the positive-class probability, original vs ONNX;
+    ``rows_done(done, total)`` hears how many rows ONNX Runtime has scored so far."""
     x = frame_for_model(rows, inputs)
     expected = pipe.predict_proba(x)[:, 1]
     scorer = OnnxScorer(onnx_bytes, inputs, PROBA_OUTPUT)
-    got = scorer.score(x.to_dict("records"))
+    records = x.to_dict("records")
+    parts = []
+    for i in range(0, len(records), PARITY_BATCH):
+        parts.append(scorer.score(records[i : i + PARITY_BATCH]))
+        if rows_done is not None:
+            rows_done(min(i + PARITY_BATCH, len(records)), len(records))
+    got = np.concatenate(parts) if parts else np.zeros(0)
     diff = np.abs(expected - got)
     return {
         "rows": int(len(rows)),
@@ -218,6 +230,7 @@ def export(
     make_current: bool = True,
     progress=print,
     quantize_tolerance: float | None = None,
+    rows_done: Callable[[int, int], None] | None = None,
 ) -> ModelVersion:
     """Convert, check parity, publish. With ``quantize_tolerance`` the registered graph is
     the int8-quantized one, held to that (looser) parity with the original model."""
@@ -232,7 +245,7 @@ def export(
     inputs = tuple(ModelInput(n, t) for n, t in info["inputs"])
     progress(f"converting {info['framework']} with {len(inputs)} inputs to ONNX")
     onnx_bytes = to_onnx(pipe, inputs)
-    par = parity(pipe, onnx_bytes, hold, inputs, tolerance)
+    par = parity(pipe, onnx_bytes, hold, inputs, tolerance, rows_done)
     progress(
         f"parity on {par['rows']} held-out rows: max |p_model - p_onnx| = {par['max_abs_diff']:.2e} (tolerance {tolerance})"
     )

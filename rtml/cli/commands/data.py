@@ -240,6 +240,12 @@ def export_model(
 ):
     step("exporting to ONNX and checking parity on held-out rows")
     reg = Registry(paths.registry_dir())
+    bars: dict[str, Progress] = {}
+
+    def rows_done(done: int, total: int) -> None:
+        bar = bars.setdefault("parity", Progress("held-out rows checked", total))
+        bar.update(done, force=done >= total)
+
     mv = export(
         paths.artifacts_dir() / cfg.model.name,
         reg,
@@ -247,6 +253,7 @@ def export_model(
         make_current=make_current,
         progress=lambda m: say(f"    {m}"),
         quantize_tolerance=quantize_tolerance,
+        rows_done=rows_done,
     )
     say(
         f"    registered {mv.metadata.name} v{mv.metadata.version} at {mv.path}{' (current)' if make_current else ''}"
