@@ -10,30 +10,15 @@ taken in a real headless browser (Debian's chromium) from the Evidently UI over 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from rtml.core import paths
+from tests.evidently_ui import get, serving
 
 BUDGET_MS = 30_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def shoot(url: str, out: Path, size: str = "1400,1100") -> Path:
@@ -65,49 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--project", default=None, help="project name (default: the first)")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    exe = Path(sys.executable).parent / "evidently"
-    ui = subprocess.Popen(
-        [
-            str(exe),
-            "ui",
-            "--workspace",
-            str(a.workspace),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=dict(os.environ, DO_NOT_TRACK="1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                projects = _get(f"{base}/api/projects")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the Evidently UI did not answer") from None
-                time.sleep(0.5)
+    with serving(a.workspace) as base:
+        projects = get(f"{base}/api/projects")
         matches = [x for x in projects if a.project in (None, x["name"])]
         if not matches:
             raise SystemExit(f"no project {a.project or ''!r} in {a.workspace}")
         pid = matches[0]["id"]
         shots = [shoot(f"{base}/projects/{pid}", a.out / "ui-dashboard.png", "1400,1500")]
-        reports = _get(f"{base}/api/projects/{pid}/reports")
+        reports = get(f"{base}/api/projects/{pid}/reports")
         drifted = [r for r in reports if "drift" in r.get("tags", [])]
         if drifted:
             last = max(drifted, key=lambda r: r.get("timestamp", ""))
             shots.append(
                 shoot(f"{base}/projects/{pid}/reports/{last['id']}", a.out / "ui-drift-report.png")
             )
-    finally:
-        ui.terminate()
-        ui.wait(30)
     for s in shots:
         print(s)
     return 0

@@ -4,31 +4,18 @@ the drift summaries and the fairness reports the monitors emitted."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.evidently_ui import get, post, serving
 from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
 from udfs.report_dashboard import FAIRNESS_RATIOS, PANEL_TITLES, TAB
 
 HOUR = 3_600_000
 START = 1_767_225_600_000  # 2026-01-01
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _fairness(i: int) -> dict:
@@ -80,42 +67,12 @@ def test_the_project_has_the_monitoring_panels_once(workspace):
     assert not ReportWorkspace.has_project(path, "other")
 
 
-def _post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(
-        url, json.dumps(body).encode(), {"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
-
-
 def test_the_ui_serves_one_point_per_window_for_each_panel(workspace):
     path, ws, drift = workspace
-    port = _free_port()
-    exe = Path(sys.executable).parent / "evidently"
-    ui = subprocess.Popen(
-        [str(exe), "ui", "--workspace", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        env=dict(os.environ, DO_NOT_TRACK="1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                projects = _get(f"{base}/projects")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the Evidently UI did not answer"
-                time.sleep(0.5)
-        (project,) = projects
+    with serving(path) as base:
+        (project,) = get(f"{base}/api/projects")
         pid = project["id"]
-        dashboard = _get(f"{base}/v2/dashboards/{pid}")
+        dashboard = get(f"{base}/api/v2/dashboards/{pid}")
         assert [p["title"] for p in dashboard["panels"]] == list(PANEL_TITLES)
         points = {}
         for panel in dashboard["panels"]:
@@ -123,14 +80,13 @@ def test_the_ui_serves_one_point_per_window_for_each_panel(workspace):
                 {k: v[k] for k in ("metric", "metric_labels", "tags", "metadata")}
                 for v in panel["values"]
             ]
-            got = _post(f"{base}/v2/snapshots/{pid}/data_series_batch", {"series_filter": filters})
+            got = post(
+                f"{base}/api/v2/snapshots/{pid}/data_series_batch", {"series_filter": filters}
+            )
             points[panel["title"]] = {
                 (s["filter_index"], s["params"].get("column")): s["values"] for s in got["series"]
             }
             assert len(got["sources"]) == 3, panel["title"]  # one snapshot per window
-    finally:
-        ui.terminate()
-        ui.wait(30)
 
     (share,) = points[PANEL_TITLES[0]].values()
     assert share == pytest.approx([d["drift_share"] for d in drift])

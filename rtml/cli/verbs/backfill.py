@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rtml.cli.verbs.common import config_arg, load
-from rtml.core.config import FEATURE_ORDERS, STATE_BACKENDS
+from rtml.cli.verbs.common import config_arg, layout_args, load
 
 NAME = "backfill"
 HELP = (
@@ -34,20 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="where the savepoint goes (default: the cluster's execution.checkpointing.savepoint-dir)",
     )
-    p.add_argument("--model-version", default="current")
-    p.add_argument("--parallelism", type=int, default=None)
-    p.add_argument(
-        "--state-backend",
-        choices=STATE_BACKENDS,
-        default=None,
-        help="override [job] state_backend (use the live job's)",
-    )
-    p.add_argument(
-        "--feature-order",
-        choices=FEATURE_ORDERS,
-        default=None,
-        help="override [job] feature_order (use the live job's)",
-    )
+    layout_args(p)  # use the live job's: its state must read what the backfill wrote
 
 
 def run(a: argparse.Namespace) -> int:

@@ -60,6 +60,12 @@ def job_args(p: argparse.ArgumentParser) -> None:
         default="all",
         help="one job, or scoring / monitoring alone (run both: the monitors then read the scores topic and never slow scoring)",
     )
+    layout_args(p)
+
+
+def layout_args(p: argparse.ArgumentParser) -> None:
+    """The model version and what decides the job's state layout (the feature stages' state
+    must be read by the same order and backend that wrote it)."""
     p.add_argument("--model-version", default="current")
     p.add_argument("--parallelism", type=int, default=None)
     p.add_argument(
