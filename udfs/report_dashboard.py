@@ -53,7 +53,8 @@ def monitoring_panels(drift_share: float, four_fifths: float) -> list[Any]:
                 )
             ],
             description=f"a window drifts when the share is {drift_share:g} or more "
-            "([monitoring] drift_share)",
+            "([monitoring] drift_share); the first windows, while the features fill, are "
+            "warm-up (rtml reports)",
             size="half",
         ),
         bar_plot_panel(

@@ -82,6 +82,8 @@ def test_the_walkthrough_runs_as_written(broker, rtml_home, tmp_path, monkeypatc
             finally:
                 ui.terminate()
                 ui.wait(30)
+            with socket.socket() as s:  # stopped with it: no server left behind
+                assert s.connect_ex(("127.0.0.1", port)) != 0, "the UI outlived rtml ui"
             continue
         assert main(args) == 0, args
 
