@@ -37,6 +37,10 @@ FEATURE_ORDERS: tuple[FeatureOrder, ...] = get_args(FeatureOrder)
 EXECUTION_MODES: tuple[ExecutionMode, ...] = get_args(ExecutionMode)
 JOB_PARTS: tuple[JobPart, ...] = get_args(JobPart)
 BASELINE_PARTS: tuple[BaselinePart, ...] = get_args(BaselinePart)
+# what `rtml run` / `rtml submit --part` take: "both" (the default) = scoring and the
+# monitors as two jobs, the monitors reading the scores topic; or one of the parts
+BOTH_PARTS = "both"
+DEPLOY_PARTS: tuple[str, ...] = (BOTH_PARTS, *JOB_PARTS)
 BACKFILL_PART = "backfill"  # `rtml backfill`: history through the feature stages, no output
 GRAPH_PARTS: tuple[str, ...] = (*JOB_PARTS, *BASELINE_PARTS, BACKFILL_PART)  # what a graph builds
 ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)

@@ -65,7 +65,7 @@ def test_live_scoring_from_a_backfill_savepoint_starts_on_warm_state(
     n_bad = sum(1 for _, _, kind in bad if kind != "future_timestamp")
     assert f"backfilled {len(history) + n_bad} records: {n_bad} dead-lettered, 0 resent" in out
     savepoint = next(ln.split()[-1] for ln in out.splitlines() if "savepoint:" in ln)
-    resume = next(ln for ln in out.splitlines() if "rtml submit --from-savepoint" in ln)
+    resume = next(ln for ln in out.splitlines() if "rtml submit --part scoring" in ln)
     assert f"--from-savepoint {savepoint} --allow-non-restored-state" in resume
     t = c.kafka.topics
     assert read_topic(c, t.scores) == [] and read_topic(c, t.dead_letter) == []

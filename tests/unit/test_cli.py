@@ -83,3 +83,25 @@ def test_bench_jobs_are_checked_before_anything_starts(tmp_path):
         assert r.returncode == 2, r.stderr
         assert len(lines) == 1 and lines[0].startswith("rtml: error:") and says in lines[0]
         assert "->" in lines[0] and "Traceback" not in r.stderr
+
+
+def test_two_jobs_by_default_and_a_savepoint_names_its_part(tmp_path):
+    """`rtml run` / `rtml submit` deploy scoring and the monitors as two jobs unless told
+    otherwise; a savepoint is one job's, so restoring one with --part both is refused in one
+    line before anything is submitted; `rtml jobs stop` names the part to resume."""
+    import os
+
+    from rtml.cli import parser
+    from rtml.cli.commands.job import job_part
+
+    for verb in ("run", "submit"):
+        assert parser().parse_args([verb]).part == "both"
+    env = dict(os.environ, RTML_HOME=str(tmp_path))
+    r = rtml("submit", "--from-savepoint", str(tmp_path / "sp"), env=env)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "--part scoring" in lines[0]
+    assert (job_part("rtml-cards (scoring)"), job_part("rtml-cards (monitoring)")) == (
+        "scoring",
+        "monitoring",
+    )
+    assert job_part("rtml-cards (all)") == job_part("something else") == "all"

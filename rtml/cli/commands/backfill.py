@@ -5,7 +5,8 @@ longest window. The history is sent to a topic of its own and read by the job's 
 and feature stages (the backfill part of the graph: the same uids and state, nothing
 scored, nothing written) on a session cluster; once the job's consumer group has committed
 the topic's end (a checkpoint holds every history record's effect), the job is stopped with
-a savepoint and the topic deleted. ``rtml submit --from-savepoint`` then scores live traffic
+a savepoint and the topic deleted. ``rtml submit --part scoring --from-savepoint`` then scores
+live traffic
 on that state.
 """
 
@@ -166,7 +167,7 @@ def backfill(
         if (v := getattr(target, k))
     )
     say(
-        f"    score live traffic on this state: rtml submit --from-savepoint {path} "
+        f"    score live traffic on this state: rtml submit --part scoring --from-savepoint {path} "
         f"--allow-non-restored-state{flags}"
     )
     return Backfilled(len(records), path, counters)

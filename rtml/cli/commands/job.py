@@ -8,8 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from deploy import jars
 from deploy.flink_cluster import Cluster, flink_home
@@ -18,7 +19,7 @@ from deploy.kafka_client import end_offsets, ensure_topics
 from deploy.process import child_env
 from rtml.cli.console import say, step
 from rtml.core import paths
-from rtml.core.config import JobConfig
+from rtml.core.config import JOB_PARTS, JobConfig
 from rtml.core.errors import JobError, ServiceError
 
 MONITORING_NICE = 10
@@ -103,8 +104,38 @@ def _watch_scores(cfg: JobConfig, stop: threading.Event, expected: int | None) -
         say(f"    {time.monotonic() - start:5.0f}s: scores topic at offset {n}{total}")
 
 
-def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None = None) -> float:
-    """Run the job on an embedded MiniCluster in a child process; returns seconds taken."""
+@dataclass
+class EmbeddedRun:
+    """One job on its own embedded MiniCluster (a child process), and its log."""
+
+    part: str
+    proc: subprocess.Popen
+    log: Path
+    out: Any  # the log file, open while the job runs
+
+    def failure(self, rc: int) -> JobError:
+        self.out.close()
+        lines = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
+        msg = next((ln for ln in reversed(lines) if ln.startswith("rtml: error:")), None)
+        if msg:
+            return JobError(msg.removeprefix("rtml: error: "))
+        cause = next(
+            (ln for ln in reversed(lines) if "Caused by" in ln or "Error" in ln),
+            lines[-1] if lines else "no output",
+        )
+        return JobError(
+            f"the {self.part} job failed (exit {rc}): {cause.strip()[:300]}",
+            hint=f"read {self.log}",
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+        self.out.close()
+
+
+def start_embedded(cfg: JobConfig, target: JobTarget) -> EmbeddedRun:
     conn = jars.job_jar()
     ensure_topics(cfg)
     log = _log_path("job")
@@ -112,37 +143,67 @@ def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None 
     if target.part == "monitoring":
         # the monitoring job (JVM and Python workers) yields the CPU to scoring on a shared machine
         cmd = ["nice", "-n", str(MONITORING_NICE), *cmd]
+    part = "" if target.part == "all" else f" ({target.part})"
     step(
-        f"running job {cfg.job.name!r} on the embedded Flink MiniCluster{' until the input is consumed' if target.bounded else ''} (log {log})"
+        f"running job {cfg.job.name!r}{part} on the embedded Flink MiniCluster{' until the input is consumed' if target.bounded else ''} (log {log})"
     )
+    out = log.open("w")
+    proc = subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT, env=child_env()
+    )
+    return EmbeddedRun(target.part, proc, log, out)
+
+
+def run_embedded(cfg: JobConfig, target: JobTarget, expected_scores: int | None = None) -> float:
+    """Run the job on an embedded MiniCluster in a child process; returns seconds taken."""
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_scores, args=(cfg, stop, expected_scores), daemon=True)
     t0 = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT, env=child_env()
-        )
-        watcher.start()
-        try:
-            rc = proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(30)
-            raise
-        finally:
-            stop.set()
+    job = start_embedded(cfg, target)
+    watcher.start()
+    try:
+        rc = job.proc.wait()
+    except KeyboardInterrupt:
+        job.stop()
+        raise
+    finally:
+        stop.set()
     took = time.monotonic() - t0
     if rc != 0:
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-        msg = next((ln for ln in reversed(lines) if ln.startswith("rtml: error:")), None)
-        if msg:
-            raise JobError(msg.removeprefix("rtml: error: "))
-        cause = next(
-            (ln for ln in reversed(lines) if "Caused by" in ln or "Error" in ln),
-            lines[-1] if lines else "no output",
-        )
-        raise JobError(f"the job failed (exit {rc}): {cause.strip()[:300]}", hint=f"read {log}")
+        raise job.failure(rc)
+    job.out.close()
     say(f"    job finished in {took:.0f}s")
+    return took
+
+
+def run_scoring_and_monitoring(cfg: JobConfig, target: JobTarget) -> float:
+    """Scoring and the monitors as two jobs (``--part both``), the monitors reading the scores
+    topic, so they never slow scoring down. Bounded: one after the other (the monitors read
+    what scoring wrote); unbounded: side by side until both end, one fails or Ctrl-C."""
+    if target.bounded:
+        took = run_embedded(cfg, replace(target, part="scoring"))
+        return took + run_embedded(cfg, replace(target, part="monitoring"))
+    t0 = time.monotonic()
+    jobs = [start_embedded(cfg, replace(target, part=p)) for p in ("scoring", "monitoring")]
+    try:
+        while any(j.proc.poll() is None for j in jobs):
+            failed = next((j for j in jobs if j.proc.poll() not in (None, 0)), None)
+            if failed is not None:
+                for j in jobs:
+                    if j is not failed:
+                        j.stop()
+                raise failed.failure(failed.proc.returncode)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        for j in jobs:
+            j.stop()
+        raise
+    for j in jobs:
+        if j.proc.returncode != 0:
+            raise j.failure(j.proc.returncode)
+        j.out.close()
+    took = time.monotonic() - t0
+    say(f"    both jobs finished in {took:.0f}s")
     return took
 
 
@@ -243,6 +304,22 @@ def submit(
     return job_id
 
 
+def submit_scoring_and_monitoring(
+    cfg: JobConfig, target: JobTarget, jobmanager: str, wait: bool = False
+) -> list[str]:
+    """Scoring and the monitors as two jobs (``--part both``), the monitors reading the scores
+    topic. With ``wait`` (bounded input only) one after the other, each to its end."""
+    if wait and not target.bounded:
+        raise JobError(
+            "--wait with --part both waits for two unbounded jobs that never end",
+            hint="add --bounded, drop --wait, or pass --part all for one job",
+        )
+    return [
+        submit(cfg, replace(target, part=part), jobmanager, detached=not wait)
+        for part in ("scoring", "monitoring")
+    ]
+
+
 # a job in any other state may have failed and be failing again (a restart loop runs through
 # RESTARTING, CREATED and RUNNING)
 DONE_STATES = ("FINISHED", "CANCELED", "CANCELLING")
@@ -272,13 +349,24 @@ def jobs_stop(jobmanager: str, job_id: str, directory: str | None, drain: bool =
     """Stop with a savepoint; prints the path to give `rtml submit --from-savepoint`. With
     ``drain`` the stream ends first: every open window and buffered event is emitted."""
     step(f"stopping job {job_id} with a savepoint{', draining it first' if drain else ''}")
-    path = FlinkRest(jobmanager).stop_with_savepoint(job_id, directory, drain=drain)
+    rest = FlinkRest(jobmanager)
+    part = job_part(rest.job(job_id).get("name", ""))
+    path = rest.stop_with_savepoint(job_id, directory, drain=drain)
     say(f"    savepoint: {path}")
     if drain:
         say("    the job was drained: its windows are closed, so resume it only to start over")
     else:
-        say(f"    resume with: rtml submit --from-savepoint {path} [--parallelism N]")
+        say(f"    resume with: rtml submit --part {part} --from-savepoint {path} [--parallelism N]")
     return path
+
+
+def job_part(job_name: str) -> str:
+    """The part of a job rtml submitted, from its name (``<job> (<part>)``); "all" otherwise."""
+    name = job_name.strip()
+    for part in JOB_PARTS:
+        if name.endswith(f"({part})"):
+            return part
+    return "all"
 
 
 def jobs_savepoint(jobmanager: str, job_id: str, directory: str | None) -> str:

@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 from rtml.core import paths
-from rtml.core.config import FEATURE_ORDERS, JOB_PARTS, STATE_BACKENDS, JobConfig, load_config
+from rtml.core.config import (
+    BOTH_PARTS,
+    DEPLOY_PARTS,
+    FEATURE_ORDERS,
+    STATE_BACKENDS,
+    JobConfig,
+    load_config,
+)
 
 DEFAULT_CONFIG = paths.DEPLOY_DIR / "configs" / "cards.toml"
 
@@ -56,9 +63,10 @@ def job_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--part",
-        choices=JOB_PARTS,
-        default="all",
-        help="one job, or scoring / monitoring alone (run both: the monitors then read the scores topic and never slow scoring)",
+        choices=DEPLOY_PARTS,
+        default=BOTH_PARTS,
+        help="both (default): scoring and the monitors as two jobs, the monitors reading the "
+        "scores topic so they never slow scoring; all: one job (bounded replays); or one part",
     )
     layout_args(p)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rtml.cli.verbs.common import job_args, job_target, load
+from rtml.core.config import BOTH_PARTS
 
 NAME = "run"
 HELP = "run the job on the embedded Flink MiniCluster"
@@ -15,7 +16,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    from rtml.cli.commands.job import run_embedded
+    from rtml.cli.commands.job import run_embedded, run_scoring_and_monitoring
 
-    run_embedded(load(a), job_target(a))
+    target = job_target(a)
+    if target.part == BOTH_PARTS:
+        run_scoring_and_monitoring(load(a), target)
+    else:
+        run_embedded(load(a), target)
     return 0

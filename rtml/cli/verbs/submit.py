@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rtml.cli.verbs.common import job_args, job_target, load
+from rtml.core.config import BOTH_PARTS
+from rtml.core.errors import ConfigError
 
 NAME = "submit"
 HELP = "submit the job to a Flink session cluster"
@@ -32,11 +34,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    from rtml.cli.commands.job import submit
+    from rtml.cli.commands.job import submit, submit_scoring_and_monitoring
 
+    target = job_target(a)
+    if target.part == BOTH_PARTS:
+        if a.from_savepoint:
+            raise ConfigError(
+                "a savepoint holds one job's state, and --part both submits two jobs",
+                hint="pass --part scoring (or --part monitoring, or all) with --from-savepoint",
+            )
+        submit_scoring_and_monitoring(load(a), target, a.jobmanager, wait=a.wait)
+        return 0
     submit(
         load(a),
-        job_target(a),
+        target,
         a.jobmanager,
         detached=not a.wait,
         from_savepoint=a.from_savepoint,
