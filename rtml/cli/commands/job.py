@@ -138,7 +138,8 @@ class EmbeddedRun:
 def start_embedded(cfg: JobConfig, target: JobTarget) -> EmbeddedRun:
     conn = jars.job_jar()
     ensure_topics(cfg)
-    log = _log_path("job")
+    # a log per part: two jobs started in the same second must not share a file
+    log = _log_path("job" if target.part == "all" else f"job-{target.part}")
     cmd = [sys.executable, "-m", "flink_jobs.job", *target.args(), "--jar", conn.resolve().as_uri()]
     if target.part == "monitoring":
         # the monitoring job (JVM and Python workers) yields the CPU to scoring on a shared machine
