@@ -52,8 +52,7 @@ def test_the_walkthrough_runs_as_written(broker, rtml_home, tmp_path, monkeypatc
         "export",
         "broker",
         "produce",
-        "run",
-        "run",
+        "run",  # scoring, then the monitors: two jobs, one after the other (--bounded)
         "reports",
         "ui",
     ]
