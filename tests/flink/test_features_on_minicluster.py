@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from rtml.cli.scenarios.cards import ScenarioOptions, generate
+from tests.feature_values import same_feature
 
 pytestmark = pytest.mark.flink
 
@@ -225,11 +226,6 @@ def test_event_time_features_are_the_same_at_parallelism_1_2_and_4(cfg):
             (eid, name, want, got[eid][name])
             for eid, feats in expected.items()
             for name, want in feats.items()
-            if not _same(want, got[eid][name])
+            if not same_feature(want, got[eid][name])
         ]
         assert not mismatches, (parallelism, len(mismatches), mismatches[:5])
-
-
-def _same(want: float, have: float | None) -> bool:
-    have = math.nan if have is None else have
-    return (math.isnan(want) and math.isnan(have)) or want == have

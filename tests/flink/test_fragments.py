@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -28,6 +27,7 @@ from fairlearn.metrics import demographic_parity_ratio
 
 from rtml.cli.commands.data import scenario_options
 from rtml.cli.scenarios.cards import generate
+from tests.feature_values import same_feature
 from tests.flink.harness import Stage, environment, run_at_once, run_in_stages
 
 pytestmark = pytest.mark.flink
@@ -100,11 +100,6 @@ def served_model(cfg, models, version):
     return load_serving_model(models.registry, cfg.model.name, version, cfg.model_inputs)
 
 
-def _same(want: float, have: float | None) -> bool:
-    have = math.nan if have is None else have
-    return (math.isnan(want) and math.isnan(have)) or want == have
-
-
 @pytest.fixture(scope="module")
 def scored_p1(cfg, models):
     """The scoring path at parallelism 1 in arrival order: its outputs, and its input."""
@@ -129,7 +124,7 @@ def check_scoring(got, c, models, events, sc, n_resent, order, parallelism):
         (s["event_id"], name)
         for s in scores
         for name, want in expected[s["event_id"]].items()
-        if not _same(want, s["inputs"][name])
+        if not same_feature(want, s["inputs"][name])
     ]
     assert not mismatches, (len(mismatches), mismatches[:5])
     offline = v1.scorer.score([s["inputs"] for s in scores])

@@ -7,7 +7,6 @@ those of cold state."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from rtml.cli.commands.data import scenario_options
 from rtml.cli.commands.job import JobTarget, submit
 from rtml.cli.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
+from tests.feature_values import same_feature
 from udfs.features.offline import FeatureReplay
 
 pytestmark = pytest.mark.integration
@@ -28,11 +28,6 @@ PREFIX = "bf."
 def _features(cfg, events) -> dict[str, dict[str, float]]:
     replay = FeatureReplay.for_job(cfg)
     return {e["event_id"]: replay.observe(e) for e in events}
-
-
-def _same(want: float, have: float | None) -> bool:
-    have = math.nan if have is None else have
-    return (math.isnan(want) and math.isnan(have)) or want == have
 
 
 def test_live_scoring_from_a_backfill_savepoint_starts_on_warm_state(
@@ -92,17 +87,20 @@ def test_live_scoring_from_a_backfill_savepoint_starts_on_warm_state(
         (s["event_id"], name)
         for s in scores
         for name, want in warm[s["event_id"]].items()
-        if not _same(want, s["inputs"][name])
+        if not same_feature(want, s["inputs"][name])
     ]
     assert not mismatches, (len(mismatches), mismatches[:5])
     first = min(live, key=lambda e: (e["event_time"], e["event_id"]))["event_id"]
     served = {s["event_id"]: s["inputs"] for s in scores}
-    assert all(_same(warm[first][n], served[first][n]) for n in c.features.names)
+    assert all(same_feature(warm[first][n], served[first][n]) for n in c.features.names)
     # not vacuous: cold state would have given many of these events other features
     differ = sum(
         1
         for e in live
-        if any(not _same(cold[e["event_id"]][n], warm[e["event_id"]][n]) for n in c.features.names)
+        if any(
+            not same_feature(cold[e["event_id"]][n], warm[e["event_id"]][n])
+            for n in c.features.names
+        )
     )
     assert differ > len(live) // 2, (differ, len(live))
 
