@@ -218,7 +218,9 @@ def monitoring_outputs(
             scored.connect(labels)
             .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
             .process(
-                FairnessFunction(cfg, favourable, opts.model_version, ALERTS, opts.workspace),
+                FairnessFunction(
+                    cfg, favourable, opts.model_version, ALERTS, opts.workspace, opts.registry
+                ),
                 output_type=Types.STRING(),
             )
             .uid("fairness")

@@ -112,6 +112,14 @@ class ReportWorkspace:
         snap, name = fairness_snapshot(report, self.four_fifths)
         return self.add(snap, name)
 
+    def add_quality(self, report: Mapping[str, Any], rows: Sequence[Any]) -> str | None:
+        """A final window's model quality (an Evidently classification report over its
+        labelled predictions); None when it has none."""
+        from udfs.report_dashboard import quality_snapshot
+
+        made = quality_snapshot(report, rows)
+        return None if made is None else self.add(*made)
+
 
 class DriftMonitor:
     def __init__(

@@ -3,7 +3,8 @@ reports stored beside the drift reports.
 
 The project's dashboard opens on the answer: per window, the drift share (with the job's
 threshold) and the number of drifted columns, and the fairness ratios (disparate impact,
-equal opportunity, equalized odds) with the four-fifths line. The drift panels read the
+equal opportunity, equalized odds) with the four-fifths line; and the model's quality
+(precision, recall, ROC AUC, Brier score, with the AUC alert's floor) from the late labels. The drift panels read the
 ``DriftedColumnsCount`` result of each drift snapshot; the fairness panels read a fairness
 snapshot per final window: an Evidently report (``MeanValue`` of each ratio) over a one-row
 dataset of that window's figures, with the four-fifths threshold as a constant column, so
@@ -16,7 +17,8 @@ commands pay for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,10 +30,14 @@ DRIFT_TAG = "drift"
 FAIRNESS_RATIOS = ("disparate_impact_ratio", "equal_opportunity_ratio", "equalized_odds_ratio")
 FOUR_FIFTHS = "four_fifths"  # the constant column that draws the threshold line
 FAIRNESS_COLUMNS = (*FAIRNESS_RATIOS, FOUR_FIFTHS)
+QUALITY_TAG = "quality"
+AUC_FLOOR = "roc_auc_floor"  # the constant column that draws the quality alert's floor
+BRIER = "brier"  # per row: squared error of the score; its mean is the Brier score
 PANEL_TITLES = (
     "Drift share per window",
     "Drifted columns per window",
     "Fairness ratios per window",
+    "Model quality per window",
 )
 
 
@@ -83,6 +89,30 @@ def monitoring_panels(drift_share: float, four_fifths: float) -> list[Any]:
             ],
             description=f"final windows; a ratio under the four-fifths line ({four_fifths:g}) "
             "is a breach when its interval is under it too (rtml reports)",
+            size="full",
+        ),
+        line_plot_panel(
+            PANEL_TITLES[3],
+            [
+                PanelMetric(legend=legend, tags=[QUALITY_TAG], metric=f"evidently:metric_v2:{m}")
+                for legend, m in (
+                    ("precision", "Precision"),
+                    ("recall", "Recall"),
+                    ("ROC AUC", "RocAuc"),
+                )
+            ]
+            + [
+                PanelMetric(
+                    legend=legend,
+                    tags=[QUALITY_TAG],
+                    metric="evidently:metric_v2:MeanValue",
+                    metric_labels={"column": column},
+                )
+                for legend, column in (("Brier score", BRIER), ("AUC alert floor", AUC_FLOOR))
+            ],
+            description="final windows, from the labels joined so far: the flags' precision and "
+            "recall, ROC AUC and Brier score; an AUC whose 95% interval lies under the floor "
+            "(held-out AUC minus [monitoring] quality_auc_margin) raises an alert (rtml reports)",
             size="full",
         ),
     ]
@@ -146,4 +176,64 @@ def fairness_snapshot(report: Mapping[str, Any], four_fifths: float) -> tuple[An
         tags=[FAIRNESS_TAG, f"model-v{version}", str(report.get("status", ""))],
         name=name,
     )
+    return snap, name
+
+
+def quality_snapshot(
+    report: Mapping[str, Any], rows: Sequence[tuple[int, float, bool, bool, str]]
+) -> tuple[Any, str] | None:
+    """An Evidently classification report over one window's labelled predictions (its
+    quality sample: ``udfs.quality``), with the Brier score and the alert floor as mean
+    values; None when the window has no labelled prediction. Returns it and its name."""
+    if not rows:
+        return None
+    import pandas as pd
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue, Precision, Recall, RocAuc
+
+    quality = report.get("quality") or {}
+    frame = pd.DataFrame(
+        {
+            "target": [int(r[3]) for r in rows],
+            "prediction": [int(r[2]) for r in rows],
+            "score": [float(r[1]) for r in rows],
+        }
+    )
+    frame[BRIER] = (frame["score"] - frame["target"]) ** 2
+    frame[AUC_FLOOR] = _ratio(quality.get(AUC_FLOOR))
+    definition = DataDefinition(
+        numerical_columns=["score", BRIER, AUC_FLOOR],
+        classification=[
+            BinaryClassification(
+                target="target", prediction_labels="prediction", prediction_probas="score"
+            )
+        ],
+    )
+    metrics: list[Any] = [MeanValue(column=BRIER), MeanValue(column=AUC_FLOOR)]
+    if frame["prediction"].any():
+        metrics.append(Precision())
+    if frame["target"].any():
+        metrics.append(Recall())
+    if frame["target"].nunique() == 2:
+        metrics.append(RocAuc())
+    start, end = int(report["window_start"]), int(report["window_end"])
+    version = str(report.get("model_version", ""))
+    name = f"quality {iso(start)} .. {iso(end)} model v{version}"
+    with warnings.catch_warnings():  # a window with one label: its undefined ratios warn
+        warnings.simplefilter("ignore")
+        snap = Report(metrics).run(
+            Dataset.from_pandas(frame, data_definition=definition),
+            None,
+            timestamp=datetime.fromtimestamp(end / 1000, tz=UTC).replace(tzinfo=None),
+            metadata={
+                "window_start": iso(start),
+                "window_end": iso(end),
+                "model_version": version,
+                "labelled": str(quality.get("labelled_seen", len(rows))),
+                "sampled": str(bool(quality.get("sampled"))),
+                "alert": str(bool(quality.get("alert"))),
+            },
+            tags=[QUALITY_TAG, f"model-v{version}", str(report.get("status", ""))],
+            name=name,
+        )
     return snap, name

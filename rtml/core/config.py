@@ -175,6 +175,10 @@ class MonitoringSettings:
     drift_sample_cap: int = 2000
     drift_share: float = 0.5
     project: str = "rtml"
+    # model quality per window from the joined labels (udfs/quality.py): labelled predictions
+    # kept per window (a uniform sample above it), and the AUC alert's margin under held-out
+    quality_sample_cap: int = 10_000
+    quality_auc_margin: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -569,7 +573,20 @@ def _parse_config(raw: dict, source: str) -> JobConfig:
         drift_sample_cap=_int(mo, "drift_sample_cap", 2000),
         drift_share=float(_number(mo, "drift_share", "[monitoring]", 0.5)),
         project=_text(mo, "project", "[monitoring]", job.name),
+        quality_sample_cap=_int(mo, "quality_sample_cap", 10_000),
+        quality_auc_margin=float(_number(mo, "quality_auc_margin", "[monitoring]", 0.05)),
     )
+    if monitoring.quality_sample_cap < 100:
+        raise ConfigError(
+            f"[monitoring] quality_sample_cap = {monitoring.quality_sample_cap} is too small "
+            "for a window's quality figures",
+            hint="use 100 or more (default 10000)",
+        )
+    if not 0 <= monitoring.quality_auc_margin < 1:
+        raise ConfigError(
+            f"[monitoring] quality_auc_margin = {monitoring.quality_auc_margin} is not in [0, 1)",
+            hint="the AUC drop under the held-out AUC that raises an alert, e.g. 0.05",
+        )
     if monitoring.slide_ms <= 0 or monitoring.window_ms % monitoring.slide_ms:
         raise ConfigError(
             f"[monitoring] slide ({monitoring.slide_ms} ms) must divide window ({monitoring.window_ms} ms)",

@@ -10,7 +10,8 @@ parallelism 1 and 2, fed from memory, every output collected.
   outputs are in): a shadow candidate scores exactly the events between its start and its
   promotion, and the events after the promotion are scored by it alone.
 - Monitors (the monitoring job: score records and labels in): fairness per window equal to
-  fairlearn on the same predictions and labels, drift flagged after the injected change and
+  fairlearn on the same predictions and labels, model quality per window (overall and per
+  group) equal to scikit-learn on the labelled events, drift flagged after the injected change and
   not before, malformed score and label records dead-lettered; parallelism 1 and 2 give
   the same final reports and verdicts.
 """
@@ -24,6 +25,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from fairlearn.metrics import demographic_parity_ratio
+from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
 from rtml.cli.commands.data import scenario_options
 from rtml.cli.scenarios.cards import generate
@@ -313,6 +315,41 @@ def test_monitors_fairness_equals_fairlearn_and_drift_after_the_change(
     assert sorted(alerts["drift"]) == [ws for ws, status, _ in verdicts if status == "drift"]
     breached = {ws for ws, r in final.items() if r["alerts"]}
     assert breached <= set(alerts["fairness"])
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_monitors_quality_per_window_equals_sklearn(monitored, scored_p1, parallelism):
+    got, c = monitored[parallelism]
+    scores = [json.loads(s) for s in scored_p1[0]["scores"]]
+    label = {lab["event_id"]: lab[c.labels.label] for lab in scored_p1[3].labels}
+    size = c.monitoring.window_ms
+    by_window = collections.defaultdict(list)
+    for s in scores:
+        if s["event_id"] in label:
+            by_window[s["event_time"] - s["event_time"] % size].append(s)
+    checked = 0
+    for ws, r in _final_fairness(got).items():
+        q = r["quality"]
+        rows = by_window.get(ws, [])
+        assert q["rows"] == q["labelled_seen"] == len(rows) and not q["sampled"]
+        group = np.array([s[c.schema.sensitive_attribute] for s in rows])
+        for name, got_q in [(None, q)] + list(q["groups"].items()):
+            sel = np.ones(len(rows), bool) if name is None else group == name
+            y = np.array([label[s["event_id"]] == c.labels.positive for s in rows])[sel]
+            sc = np.array([s["score"] for s in rows])[sel]
+            flagged = np.array([s["flagged"] for s in rows])[sel]
+            assert got_q["rows"] == sel.sum()
+            if y.any() and flagged.any():
+                assert got_q["precision"] == pytest.approx(precision_score(y, flagged))
+                assert got_q["recall"] == pytest.approx(recall_score(y, flagged))
+            if 0 < y.sum() < len(y):
+                assert got_q["roc_auc"] == pytest.approx(roc_auc_score(y, sc), abs=1e-12)
+                assert got_q["average_precision"] == pytest.approx(
+                    average_precision_score(y, sc), abs=1e-12
+                )
+                checked += 1
+        assert q["held_out_roc_auc"] is not None  # from the registry: the alert's reference
+    assert checked >= 5
 
 
 def test_monitors_give_the_same_reports_at_parallelism_1_and_2(monitored):

@@ -9,13 +9,26 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import brier_score_loss, precision_score, recall_score, roc_auc_score
 
 from tests.evidently_ui import get, post, serving
 from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
-from udfs.report_dashboard import FAIRNESS_RATIOS, PANEL_TITLES, TAB
+from udfs.quality import QualityWindow
+from udfs.report_dashboard import FAIRNESS_RATIOS, PANEL_TITLES, TAB, quality_snapshot
 
 HOUR = 3_600_000
 START = 1_767_225_600_000  # 2026-01-01
+
+
+def _labelled(i: int) -> QualityWindow:
+    """Window i's labelled predictions: the model gets worse window by window."""
+    rng = np.random.default_rng(10 + i)
+    y = rng.random(400) < 0.3
+    s = np.clip(rng.normal(0.35 + (0.3 - 0.1 * i) * y, 0.2), 0, 1)
+    w = QualityWindow(10_000)
+    for k in range(400):
+        w.add(f"w{i}-{k}", s[k], s[k] >= 0.5, y[k], rng.choice(["a", "b"]))
+    return w
 
 
 def _fairness(i: int) -> dict:
@@ -30,6 +43,7 @@ def _fairness(i: int) -> dict:
         "predictions": 100,
         "labelled": 40,
         "alerts": ["disparate_impact"] if i == 2 else [],
+        "quality": _labelled(i).report(30, held_out_auc=0.85, margin=0.05),
     }
 
 
@@ -48,6 +62,7 @@ def workspace(tmp_path_factory):
         start = START + 6 * HOUR * i
         drift.append(monitor.evaluate(rows, start, start + 6 * HOUR, "3"))
         ws.add_fairness(_fairness(i))
+        ws.add_quality(_fairness(i), _labelled(i).sample())
     return path, ws, drift
 
 
@@ -99,3 +114,32 @@ def test_the_ui_serves_one_point_per_window_for_each_panel(workspace):
         have = fairness[(i, ratio)]
         assert [None if math.isnan(x) else pytest.approx(x) for x in want] == have
     assert fairness[(3, "four_fifths")] == [0.8, 0.8, 0.8]
+    quality = points[PANEL_TITLES[3]]
+    want = {"precision": [], "recall": [], "auc": [], "brier": []}
+    for w in range(3):
+        rows = _labelled(w).sample()
+        y = np.array([r[3] for r in rows])
+        f = np.array([r[2] for r in rows])
+        sc = np.array([r[1] for r in rows])
+        want["precision"].append(precision_score(y, f))
+        want["recall"].append(recall_score(y, f))
+        want["auc"].append(roc_auc_score(y, sc))
+        want["brier"].append(brier_score_loss(y, sc))
+    assert quality[(0, None)] == pytest.approx(want["precision"])
+    assert quality[(1, None)] == pytest.approx(want["recall"])
+    assert quality[(2, None)] == pytest.approx(want["auc"])
+    assert quality[(3, "brier")] == pytest.approx(want["brier"])
+    assert quality[(4, "roc_auc_floor")] == pytest.approx([0.8, 0.8, 0.8])
+    # the report's own figures (udfs.quality) are the ones Evidently computed
+    assert [_fairness(w)["quality"]["roc_auc"] for w in range(3)] == pytest.approx(want["auc"])
+
+
+def test_a_window_without_labels_has_no_quality_snapshot_and_one_label_has_no_auc():
+    report = _fairness(0)
+    assert quality_snapshot(report, []) is None
+    w = QualityWindow(100)
+    for k in range(50):
+        w.add(k, 0.1 + k / 100, k % 2 == 0, False, "a")  # no positive label in the window
+    snap, name = quality_snapshot(report, w.sample())
+    kinds = {m["config"]["type"].rsplit(":", 1)[-1] for m in snap.dict()["metrics"]}
+    assert kinds == {"MeanValue", "Precision"} and name.startswith("quality ")

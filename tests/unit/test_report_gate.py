@@ -24,8 +24,21 @@ def drift(h: int, status: str, version: str = "1") -> dict:
     }
 
 
-def fair(h: int, status: str, alerts: list[str], watch=(), version: str = "1") -> dict:
+def quality(alert: bool) -> dict:
     return {
+        "alert": alert,
+        "roc_auc": 0.61 if alert else 0.84,
+        "roc_auc_ci95": [0.55, 0.67] if alert else [0.8, 0.88],
+        "roc_auc_floor": 0.8,
+        "next_step": "rtml train --from-log" if alert else None,
+    }
+
+
+def fair(
+    h: int, status: str, alerts: list[str], watch=(), version: str = "1", q: bool = False
+) -> dict:
+    return {
+        "quality": quality(q),
         "window_start": T0 + h * H,
         "window": f"w{h}",
         "status": status,
@@ -39,7 +52,8 @@ VERDICTS = Verdicts(
     fairness=[
         fair(0, "final", ["disparate_impact"]),
         fair(6, "final", [], watch=["disparate_impact"]),  # a point estimate only: no breach
-        fair(12, "update", ["disparate_impact"]),  # not final yet
+        fair(12, "update", ["disparate_impact"], q=True),  # not final yet
+        fair(18, "final", [], q=True),
     ],
     drift=[
         drift(0, "warmup"),
@@ -58,6 +72,9 @@ def test_only_final_breaches_count():
         ("drift", "w12"),
         ("drift", "w18"),
     ]
+    found = breaches(VERDICTS, ("quality",))
+    assert [(b.kind, b.window) for b in found] == [("quality", "w18")]
+    assert "0.610 (95% 0.550-0.670) under 0.800; next: rtml train --from-log" in found[0].detail
 
 
 def test_since_and_model_version_narrow_the_scope():
@@ -74,9 +91,9 @@ def test_a_run_without_drift_passes_and_one_with_it_gets_the_breach_code():
 
 
 def test_arguments_are_checked_in_one_line():
-    assert _gate_kinds("drift, fairness") == ("drift", "fairness")
-    with pytest.raises(ConfigError, match="quality is not a verdict to gate on"):
-        _gate_kinds("drift,quality")
+    assert _gate_kinds("drift, fairness,quality") == ("drift", "fairness", "quality")
+    with pytest.raises(ConfigError, match="accuracy is not a verdict to gate on"):
+        _gate_kinds("drift,accuracy")
     assert _since("2026-01-01T01:00:00Z") == T0 + H
     assert _since(str(T0)) == T0
     with pytest.raises(ConfigError, match="is not a time"):

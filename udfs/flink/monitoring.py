@@ -23,6 +23,7 @@ from rtml.core.config import JobConfig
 from rtml.core.errors import ModelError
 from udfs.fairness import FairnessWindow
 from udfs.flink.records import to_json_nan_safe
+from udfs.quality import QualityWindow
 from udfs.windows import window_label, window_start, windows_for
 
 VERSION_KEY = "__model_version__"  # which model scored a drift sample row
@@ -54,8 +55,14 @@ class FairnessFunction(KeyedCoProcessFunction):
         model_version: str,
         alerts: OutputTag,
         workspace: str | None = None,
+        registry: str | None = None,
     ) -> None:
         self.alerts = alerts
+        # the held-out AUC of each model version (the quality alert's reference) comes from it
+        self.registry = registry
+        self.model_name = cfg.model.name
+        self.quality_cap = cfg.monitoring.quality_sample_cap
+        self.quality_margin = cfg.monitoring.quality_auc_margin
         # final reports also go to the Evidently workspace (the review dashboard), if given
         self.workspace_path = workspace
         self.project = cfg.monitoring.project
@@ -95,6 +102,29 @@ class FairnessFunction(KeyedCoProcessFunction):
             )
         return self.reports
 
+    def _quality(self, doc: dict) -> QualityWindow:
+        q = doc.get("q")
+        return QualityWindow(self.quality_cap) if q is None else QualityWindow.restore(q)
+
+    def _held_out_auc(self, version: str) -> float | None:
+        """The held-out ROC AUC of a model version (its training metrics in the registry);
+        None when unknown (no registry given, version gone): then no quality alert."""
+        cache = getattr(self, "held_out", None)
+        if cache is None:
+            cache = self.held_out = {}
+        if version not in cache:
+            cache[version] = None
+            if self.registry:
+                from models.store.registry import Registry
+
+                try:
+                    mv = Registry(Path(self.registry)).resolve(self.model_name, version)
+                    auc = mv.metadata.training.get("metrics", {}).get("roc_auc")
+                    cache[version] = None if auc is None else float(auc)
+                except ModelError:
+                    pass
+        return cache[version]
+
     def _window(self, ws: int, ctx) -> dict | None:
         raw = self.windows.get(ws)
         if raw is not None:
@@ -121,7 +151,10 @@ class FairnessFunction(KeyedCoProcessFunction):
             if version not in versions:
                 versions.append(version)
             self.windows.put(ws, json.dumps(doc))
-        self.preds.put(value[self.id_field], json.dumps([ts, group, fav]))
+        self.preds.put(
+            value[self.id_field],
+            json.dumps([ts, group, fav, value.get("score"), bool(value["flagged"])]),
+        )
 
     def process_element2(self, value, ctx):
         self.labels.add(json.dumps([value["event_id"], value["label"], value["label_time"]]))
@@ -141,7 +174,7 @@ class FairnessFunction(KeyedCoProcessFunction):
                         json.dumps([eid, label, label_time])
                     )  # its prediction may still come
                 continue
-            ts, group, fav_pred = pred
+            ts, group, fav_pred, *scored = pred  # score and flag (older state: without)
             fav_label = (1 if label == self.positive else 0) == (
                 1 if self.favourable == self.positive else 0
             )
@@ -154,11 +187,15 @@ class FairnessFunction(KeyedCoProcessFunction):
                 w = FairnessWindow.restore(docs[ws]["c"])
                 w.add_outcome(group, fav_pred, fav_label)
                 docs[ws]["c"] = w.snapshot()
+                if scored and scored[0] is not None:
+                    q = self._quality(docs[ws])
+                    q.add(eid, scored[0], scored[1], label == self.positive, group)
+                    docs[ws]["q"] = q.snapshot()
             self.preds.remove(eid)
         for ws, doc in docs.items():
             self.windows.put(ws, json.dumps(doc))
         self.labels.update(keep)
-        for eid, (ts, _, _) in pending.items():
+        for eid, (ts, *_) in pending.items():
             if ts + self.timeout <= now:
                 self.preds.remove(eid)  # never labelled within the time-out
 
@@ -185,9 +222,34 @@ class FairnessFunction(KeyedCoProcessFunction):
                     }
                 )
                 report["model_version"] = report["model_versions"][-1]
+                quality = self._quality(doc)
+                report["quality"] = quality.report(
+                    self.min_count, self._held_out_auc(report["model_version"]), self.quality_margin
+                )
                 yield to_json_nan_safe(report)
                 if final and self.workspace_path:
                     self._workspace().add_fairness(report)
+                    self._workspace().add_quality(report, quality.sample())
+                if final and report["quality"]["alert"]:
+                    q = report["quality"]
+                    yield (
+                        self.alerts,
+                        to_json_nan_safe(
+                            {
+                                "type": "quality",
+                                "window": report["window"],
+                                "window_start": ws,
+                                "alerts": ["roc_auc"],
+                                "roc_auc": q["roc_auc"],
+                                "roc_auc_ci95": q["roc_auc_ci95"],
+                                "roc_auc_floor": q["roc_auc_floor"],
+                                "held_out_roc_auc": q["held_out_roc_auc"],
+                                "next_step": q["next_step"],
+                                "status": report["status"],
+                                "model_versions": report["model_versions"],
+                            }
+                        ),
+                    )
                 if report["alerts"] and report["alerts"] != doc.get("alerted"):
                     doc["alerted"] = report["alerts"]
                     yield (

@@ -13,7 +13,7 @@ from rtml.core.config import JobConfig
 
 LAST_RUN = "last-run.json"
 # what `rtml reports --fail-on` can gate on
-GATES = ("drift", "fairness")
+GATES = ("drift", "fairness", "quality")
 # the exit code of `rtml reports --fail-on` when a window in scope breached: apart from every
 # error's code (1 to 7), so that a pipeline tells "the model breached" from "rtml failed"
 BREACH_EXIT = 10
@@ -60,7 +60,7 @@ def print_table(v: Verdicts) -> None:
     drift = {d["window_start"]: d for d in v.drift}
     fair = {f["window_start"]: f for f in v.fairness}
     say(
-        f"{'window (UTC)':<36} {'drift':<18} {'share':>5}  {'DI':>5} {'EO':>5} {'labels':>6}  alerts"
+        f"{'window (UTC)':<36} {'drift':<18} {'share':>5}  {'DI':>5} {'EO':>5} {'labels':>6} {'AUC':>5}  alerts"
     )
     for ws in sorted(set(drift) | set(fair)):
         d = drift.get(ws, {})
@@ -71,16 +71,19 @@ def print_table(v: Verdicts) -> None:
         alerts = list(f.get("alerts", [])) + [f"watch:{w}" for w in f.get("watch", [])]
         if d.get("dataset_drift"):
             alerts.insert(0, "drift")
+        q = f.get("quality") or {}
+        if q.get("alert"):
+            alerts.append("quality:roc_auc")
         cov = f.get("label_coverage")
         say(
             f"{window.replace('T', ' ').replace(':00Z', ''):<36} {status:<18} {'' if share is None else f'{share:5.2f}':>5}  "
-            f"{_fmt(f.get('disparate_impact_ratio'))} {_fmt(f.get('equal_opportunity_ratio'))} {'' if cov is None else f'{cov:6.0%}':>6}  {', '.join(alerts) or '-'}"
+            f"{_fmt(f.get('disparate_impact_ratio'))} {_fmt(f.get('equal_opportunity_ratio'))} {'' if cov is None else f'{cov:6.0%}':>6} {_fmt(q.get('roc_auc'))}  {', '.join(alerts) or '-'}"
         )
 
 
 @dataclass(frozen=True)
 class Breach:
-    kind: str  # "drift" or "fairness"
+    kind: str  # "drift", "fairness" or "quality"
     window: str
     window_start: int
     model_version: str | None
@@ -95,7 +98,9 @@ def breaches(
 ) -> list[Breach]:
     """The final windows in scope that breached: drift (the window's verdict is drift, warm-up
     and windows with too few rows never are) and fairness (a final report with an alert: a
-    four-fifths breach with 95% confidence; a point estimate alone, ``watch``, is not one).
+    four-fifths breach with 95% confidence; a point estimate alone, ``watch``, is not one) and
+    quality (a final report whose ROC AUC interval lies under the held-out AUC minus the
+    margin).
     In scope: windows that start at or after ``since_ms``, scored by ``model_version``."""
 
     def in_scope(r: dict) -> bool:
@@ -128,6 +133,21 @@ def breaches(
                         f["window_start"],
                         f.get("model_version"),
                         ", ".join(f["alerts"]),
+                    )
+                )
+    if "quality" in kinds:
+        for f in v.fairness:
+            q = f.get("quality") or {}
+            if f.get("status") == "final" and q.get("alert") and in_scope(f):
+                lo, hi = q["roc_auc_ci95"]
+                out.append(
+                    Breach(
+                        "quality",
+                        f.get("window", str(f["window_start"])),
+                        f["window_start"],
+                        f.get("model_version"),
+                        f"ROC AUC {q['roc_auc']:.3f} (95% {lo:.3f}-{hi:.3f}) under "
+                        f"{q['roc_auc_floor']:.3f}; next: {q.get('next_step')}",
                     )
                 )
     return sorted(out, key=lambda b: (b.window_start, b.kind))

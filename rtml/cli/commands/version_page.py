@@ -52,6 +52,12 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _auc(q: Mapping[str, Any]) -> str:
+    ci = q.get("roc_auc_ci95")
+    text = _num(q.get("roc_auc"), 3) + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+    return f'<span class="breach">{text}</span>' if q.get("alert") else text
+
+
 def _windows(v: Verdicts, version: str) -> str:
     drift = {d["window_start"]: d for d in v.drift if str(d.get("model_version")) == version}
     fair = {
@@ -63,7 +69,10 @@ def _windows(v: Verdicts, version: str) -> str:
     for ws in sorted(set(drift) | set(fair)):
         d, f = drift.get(ws, {}), fair.get(ws, {})
         status = str(d.get("status", "-"))
-        alerts = f.get("alerts") or []
+        alerts = list(f.get("alerts") or [])
+        q = f.get("quality") or {}
+        if q.get("alert") and f.get("status") == "final":
+            alerts.append("quality: roc_auc")
         rows.append(
             [
                 html.escape(d.get("window") or f.get("window", str(ws))),
@@ -74,6 +83,13 @@ def _windows(v: Verdicts, version: str) -> str:
                 _num(f.get("disparate_impact_ratio"), 2),
                 _num(f.get("equal_opportunity_ratio"), 2),
                 _num(f.get("equalized_odds_ratio"), 2),
+                str(q.get("rows", "-")),
+                _num(q.get("precision"), 2),
+                _num(q.get("recall"), 2),
+                _auc(q),
+                _num(q.get("average_precision"), 2),
+                _num(q.get("brier"), 3),
+                _num(q.get("ece"), 3),
                 f'<span class="breach">{html.escape(", ".join(alerts))}</span>' if alerts else "-",
             ]
         )
@@ -89,7 +105,14 @@ def _windows(v: Verdicts, version: str) -> str:
             "disparate impact",
             "equal opportunity",
             "equalized odds",
-            "fairness alerts",
+            "labelled",
+            "precision",
+            "recall",
+            "ROC AUC (95%)",
+            "avg precision",
+            "Brier",
+            "ECE",
+            "fairness and quality alerts",
         ),
         rows,
     )

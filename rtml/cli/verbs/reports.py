@@ -1,4 +1,4 @@
-"""`rtml reports`: drift and fairness verdicts per window."""
+"""`rtml reports`: drift, fairness and model-quality verdicts per window."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rtml.core.errors import ConfigError
 
 NAME = "reports"
 HELP = (
-    "drift and fairness verdicts per window (from the last demo run by default); with "
+    "drift, fairness and model-quality verdicts per window (from the last demo run by default); with "
     "--fail-on, exit 10 when a window in scope breached"
 )
 
@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fail-on",
         default=None,
         metavar="KINDS",
-        help="comma-separated, of drift and fairness: exit 10 when a final window in scope "
+        help="comma-separated, of drift, fairness and quality: exit 10 when a final window in scope "
         "breached (for a CI or an orchestrator; errors keep their own codes)",
     )
     p.add_argument(
