@@ -68,8 +68,13 @@ from flink_jobs.stages import (
 from flink_jobs.tags import ALERTS, DEAD_LETTERS, LABEL_DEAD_LETTERS, LATE_EVENTS
 from rtml.core.config import BACKFILL_PART, BASELINE_PARTS, JobConfig
 from rtml.core.errors import ConfigError, JobError
-from udfs.flink.monitoring import DriftFunction, FairnessFunction
-from udfs.flink.records import ConstantKey
+from udfs.flink.monitoring import (
+    DriftFunction,
+    DriftReportFunction,
+    FairnessFunction,
+    FairnessReportFunction,
+)
+from udfs.flink.records import BucketKey, FieldKey
 from udfs.flink.scoring import FeaturesAndScoreFunction
 from udfs.serving import load_serving_model
 from udfs.validation import parse_label
@@ -213,30 +218,46 @@ def monitoring_outputs(
     labels, dead = parse_and_time(labels, cfg, cfg.kafka.topics.labels, ingest, opts.bounded)
     outputs: Outputs = {"label-dead-letters": dead}
     alerts: list[DataStream] = []
+    id_field = cfg.schema.event_id
     if cfg.schema.sensitive_attribute:
-        fairness = (
+        # per bucket of event ids (a prediction and its label meet), then merged per window
+        partials = (
             scored.connect(labels)
-            .key_by(ConstantKey(), ConstantKey(), key_type=Types.STRING())
+            .key_by(BucketKey(id_field), BucketKey("event_id"), key_type=Types.STRING())
+            .process(FairnessFunction(cfg, favourable, opts.model_version))
+            .uid("fairness")
+            .name("fairness per bucket of events (late labels joined)")
+            .slot_sharing_group(MONITORING_SLOTS)
+        )
+        fairness = (
+            partials.key_by(FieldKey("window_start"), key_type=Types.STRING())
             .process(
-                FairnessFunction(
+                FairnessReportFunction(
                     cfg, favourable, opts.model_version, ALERTS, opts.workspace, opts.registry
                 ),
                 output_type=Types.STRING(),
             )
-            .uid("fairness")
-            .name("fairness per window (late labels joined)")
+            .uid("fairness-report")
+            .name("fairness and model quality per window")
             .slot_sharing_group(MONITORING_SLOTS)
         )
         outputs["fairness"] = fairness
         alerts.append(side_output(fairness, ALERTS))
 
+    samples = (
+        scored.key_by(BucketKey(id_field), key_type=Types.STRING())
+        .process(DriftFunction(cfg, opts.model_version))
+        .uid("drift")
+        .name("drift sample per bucket of events")
+        .slot_sharing_group(MONITORING_SLOTS)
+    )
     drift = (
-        scored.key_by(ConstantKey(), key_type=Types.STRING())
+        samples.key_by(FieldKey("window_start"), key_type=Types.STRING())
         .process(
-            DriftFunction(cfg, opts.registry, opts.model_version, opts.workspace, ALERTS),
+            DriftReportFunction(cfg, opts.registry, opts.model_version, opts.workspace, ALERTS),
             output_type=Types.STRING(),
         )
-        .uid("drift")
+        .uid("drift-report")
         .name("drift per window (Evidently)")
         .slot_sharing_group(MONITORING_SLOTS)
     )

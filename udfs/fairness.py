@@ -113,6 +113,16 @@ class FairnessWindow:
             g.negatives += 1
             g.false_pos += int(favourable_pred)
 
+    def merge(self, other: FairnessWindow) -> FairnessWindow:
+        """The window counted over both parts (counts add: associative and commutative)."""
+        out = FairnessWindow.restore(self.snapshot())
+        for name, g in other.groups.items():
+            mine = out.groups.setdefault(name, GroupCounts())
+            out.groups[name] = GroupCounts(
+                *(a + b for a, b in zip(mine.to_list(), g.to_list(), strict=True))
+            )
+        return out
+
     def snapshot(self) -> dict[str, list[int]]:
         return {k: v.to_list() for k, v in self.groups.items()}
 

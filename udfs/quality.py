@@ -28,20 +28,16 @@ minus a margin: it fires only when the window's AUC is below that floor with con
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from udfs.sampling import stable_key
+
 Z95 = 1.959963984540054
 ECE_BINS = 10
 NEXT_STEP = "rtml train --from-log"  # retrain on the logged, labelled traffic
-
-
-def stable_key(event_id: object) -> int:
-    """A hash of an event id that is the same in every process and run (crc32)."""
-    return zlib.crc32(str(event_id).encode("utf-8"))
 
 
 Row = tuple[int, float, bool, bool, str]  # (stable key, score, flagged, positive label, group)

@@ -34,7 +34,8 @@ from tests.flink.harness import Stage, environment, run_at_once, run_in_stages
 
 pytestmark = pytest.mark.flink
 
-CHECKPOINT_MS = 1000  # the collected records of a stage come back at each checkpoint
+CHECKPOINT_MS = 1000
+DRIFT_CAP = 150  # the collected records of a stage come back at each checkpoint
 
 
 def job(cfg, models, parallelism, order="arrival", part="scoring", workspace=None):
@@ -245,6 +246,8 @@ def monitor(cfg, models, scored_p1, parallelism, workspace):
     from flink_jobs.graph import check_model
 
     got, _, _, sc, _ = scored_p1
+    # a drift sample smaller than most windows: the sample (bottom-k by event id) is drawn
+    cfg = replace(cfg, monitoring=replace(cfg.monitoring, drift_sample_cap=DRIFT_CAP))
     env, c, opts = job(cfg, models, parallelism, part="monitoring", workspace=str(workspace))
     labels = [json.dumps(lab) for lab in sc.labels]
     inputs = {
@@ -270,7 +273,17 @@ def _final_fairness(got) -> dict[int, dict]:
 
 def _verdicts(got) -> list[tuple]:
     drift = sorted(map(json.loads, got["drift"]), key=lambda d: d["window_start"])
-    return [(d["window_start"], d["status"], tuple(d.get("drifted_columns", ()))) for d in drift]
+    return [
+        (
+            d["window_start"],
+            d["status"],
+            tuple(d.get("drifted_columns", ())),
+            d["sample_ids_crc32"],  # the sampled event ids
+            d["rows"],
+            d["window_events"],
+        )
+        for d in drift
+    ]
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
@@ -302,7 +315,7 @@ def test_monitors_fairness_equals_fairlearn_and_drift_after_the_change(
     verdicts = _verdicts(got)
     assert len(verdicts) == len(by_window)
     start = verdicts[0][0]
-    for ws, status, columns in verdicts:
+    for ws, status, columns, *_ in verdicts:
         hours = (ws - start) / 3_600_000
         if hours < 24:
             assert status == "warmup"
@@ -312,7 +325,7 @@ def test_monitors_fairness_equals_fairlearn_and_drift_after_the_change(
     alerts = collections.defaultdict(list)
     for a in map(json.loads, got["alerts"]):
         alerts[a["type"]].append(a["window_start"])
-    assert sorted(alerts["drift"]) == [ws for ws, status, _ in verdicts if status == "drift"]
+    assert sorted(alerts["drift"]) == [ws for ws, status, *_ in verdicts if status == "drift"]
     breached = {ws for ws, r in final.items() if r["alerts"]}
     assert breached <= set(alerts["fairness"])
 
@@ -356,3 +369,5 @@ def test_monitors_give_the_same_reports_at_parallelism_1_and_2(monitored):
     one, two = monitored[1][0], monitored[2][0]
     assert _final_fairness(one) == _final_fairness(two)
     assert _verdicts(one) == _verdicts(two)
+    sampled = [v for v in _verdicts(one) if v[5] > DRIFT_CAP]
+    assert len(sampled) >= 3 and all(v[4] == DRIFT_CAP for v in sampled)

@@ -1,13 +1,15 @@
-"""Monitoring operators: fairness per window with late labels, drift per window (Evidently).
+"""Monitoring operators: fairness and model quality per window with late labels, drift per
+window (Evidently). Each monitor is two stages: per bucket of event ids (the pre-aggregation,
+``udfs.fairness_monitor`` / ``udfs.drift_sample``), then per window (the merge and the
+verdicts), so they scale out and give the same results at any parallelism. These classes only
+adapt that logic to PyFlink's state and timers.
 
-They sit on their own branch after scoring, in their own slot (and so their own Python
-worker process). That keeps Evidently out of the scoring worker, but it does not keep the
-monitors from slowing scoring down (docs/limits.md).
+They run in the monitors' own job by default, or on their own branch after scoring, in their
+own slot (one job: docs/limits.md).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pyflink.common import Types
@@ -21,32 +23,64 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, Va
 
 from rtml.core.config import JobConfig
 from rtml.core.errors import ModelError
-from udfs.fairness import FairnessWindow
+from udfs.drift_sample import DriftCollector, DriftSample
+from udfs.fairness_monitor import (
+    FairnessCollector,
+    FairnessReporter,
+    FairnessSettings,
+    version_order,
+)
 from udfs.flink.records import to_json_nan_safe
-from udfs.quality import QualityWindow
-from udfs.windows import window_label, window_start, windows_for
+from udfs.windows import window_label
 
 VERSION_KEY = "__model_version__"  # which model scored a drift sample row
 
 
-def _version_order(v: str) -> tuple[int, str]:
-    return (int(v) if v.isdigit() else -1, v)
-
-
 class FairnessFunction(KeyedCoProcessFunction):
-    """Group fairness per event-time window (tumbling, or sliding with ``[monitoring] slide``),
-    with late labels joined in state.
+    """The fairness monitor's first stage, keyed by bucket of event id: scored events (input
+    1) and parsed labels (input 2, any order, any delay) into ``udfs.fairness_monitor``'s
+    ``FairnessCollector``, whose partials (per window and boundary) it emits.
 
-    Input 1: scored events; input 2: parsed labels (any order, any delay). Per event the
-    operator only *writes* state (the window's prediction counts, the pending prediction by
-    event id, or the pending label), never a point read of a fresh key: in PyFlink such a read
-    blocks on a round trip to the JVM (measured ~5 ms/event for a keyed-by-event-id join).
-    At each window boundary (event time) pending labels are joined to pending predictions in
-    bulk, outcomes are counted into the prediction's window, and reports are emitted as JSON:
-    ``provisional`` when the window closes, ``update`` at each further window length while
-    labels arrive, ``final`` once the label time-out has passed; then the window is dropped.
-    Predictions whose label has not come within the time-out count as unlabelled.
+    Per event it only *writes* state (the window's counts, the pending prediction by event id,
+    the pending label), never a point read of a fresh key: in PyFlink such a read blocks on a
+    round trip to the JVM (measured ~5 ms/event for a keyed-by-event-id join). Its state
+    names and layout are the one-stage monitor's (uid ``fairness``).
     """
+
+    def __init__(self, cfg: JobConfig, favourable: int, model_version: str) -> None:
+        self.settings = FairnessSettings.of(cfg, favourable, model_version)
+
+    def open(self, runtime_context: RuntimeContext):
+        self.collector = FairnessCollector(
+            self.settings,
+            runtime_context.get_map_state(
+                MapStateDescriptor("fairness-windows", Types.LONG(), Types.STRING())
+            ),
+            runtime_context.get_map_state(
+                MapStateDescriptor("fairness-pending-predictions", Types.STRING(), Types.STRING())
+            ),
+            runtime_context.get_list_state(
+                ListStateDescriptor("fairness-pending-labels", Types.STRING())
+            ),
+        )
+
+    def process_element1(self, value, ctx):
+        timers = ctx.timer_service()
+        for t in self.collector.on_prediction(value, timers.current_watermark()):
+            timers.register_event_time_timer(t)
+
+    def process_element2(self, value, ctx):
+        self.collector.on_label(value)
+
+    def on_timer(self, timestamp, ctx):
+        yield from self.collector.on_timer(timestamp)
+
+
+class FairnessReportFunction(KeyedProcessFunction):
+    """The fairness monitor's second stage, keyed by window start: the buckets' partials into
+    ``FairnessReporter``; emits the reports (JSON) and, on the alerts output, the fairness
+    and quality alerts. Final reports also go to the Evidently workspace, if given, with the
+    window's quality (``ReportWorkspace.add_fairness`` / ``add_quality``)."""
 
     def __init__(
         self,
@@ -57,232 +91,113 @@ class FairnessFunction(KeyedCoProcessFunction):
         workspace: str | None = None,
         registry: str | None = None,
     ) -> None:
+        self.settings = FairnessSettings.of(cfg, favourable, model_version)
         self.alerts = alerts
-        # the held-out AUC of each model version (the quality alert's reference) comes from it
-        self.registry = registry
-        self.model_name = cfg.model.name
-        self.quality_cap = cfg.monitoring.quality_sample_cap
-        self.quality_margin = cfg.monitoring.quality_auc_margin
-        # final reports also go to the Evidently workspace (the review dashboard), if given
         self.workspace_path = workspace
         self.project = cfg.monitoring.project
         self.drift_share = cfg.monitoring.drift_share
-        m = cfg.monitoring
-        self.size = m.window_ms
-        self.slide = m.slide_ms
-        self.min_count = m.min_group_count
-        self.four_fifths = m.four_fifths
-        self.timeout = cfg.labels.timeout_ms
-        self.rounds = -(-cfg.labels.timeout_ms // m.window_ms)  # re-emissions until final
-        self.group_field = cfg.schema.sensitive_attribute
-        self.time_field = cfg.schema.event_time
-        self.id_field = cfg.schema.event_id
-        self.positive = cfg.labels.positive
-        self.favourable = favourable
-        self.model_version = model_version
+        # the held-out AUC of each model version (the quality alert's reference) comes from it
+        self.registry = registry
+        self.model_name = cfg.model.name
 
     def open(self, runtime_context: RuntimeContext):
-        self.windows = runtime_context.get_map_state(
-            MapStateDescriptor("fairness-windows", Types.LONG(), Types.STRING())
+        self.reporter = FairnessReporter(
+            self.settings,
+            runtime_context.get_state(ValueStateDescriptor("fairness-report", Types.STRING())),
         )
-        self.preds = runtime_context.get_map_state(
-            MapStateDescriptor("fairness-pending-predictions", Types.STRING(), Types.STRING())
-        )
-        self.labels = runtime_context.get_list_state(
-            ListStateDescriptor("fairness-pending-labels", Types.STRING())
-        )
+        self.reports = None  # the workspace, opened at the first final report
+        self.held_out: dict[str, float | None] = {}  # a cache of registry files, not state
 
     def _workspace(self):
-        """Opened at the first final report (Evidently's import takes seconds)."""
-        if getattr(self, "reports", None) is None:
+        if self.reports is None:
             from udfs.drift import ReportWorkspace
 
             self.reports = ReportWorkspace(
-                Path(self.workspace_path), self.project, self.drift_share, self.four_fifths
+                Path(self.workspace_path),
+                self.project,
+                self.drift_share,
+                self.settings.four_fifths,
             )
         return self.reports
-
-    def _quality(self, doc: dict) -> QualityWindow:
-        q = doc.get("q")
-        return QualityWindow(self.quality_cap) if q is None else QualityWindow.restore(q)
 
     def _held_out_auc(self, version: str) -> float | None:
         """The held-out ROC AUC of a model version (its training metrics in the registry);
         None when unknown (no registry given, version gone): then no quality alert."""
-        cache = getattr(self, "held_out", None)
-        if cache is None:
-            cache = self.held_out = {}
-        if version not in cache:
-            cache[version] = None
+        if version not in self.held_out:
+            self.held_out[version] = None
             if self.registry:
                 from models.store.registry import Registry
 
                 try:
                     mv = Registry(Path(self.registry)).resolve(self.model_name, version)
-                    auc = mv.metadata.training.get("metrics", {}).get("roc_auc")
-                    cache[version] = None if auc is None else float(auc)
                 except ModelError:
-                    pass
-        return cache[version]
+                    return None
+                auc = mv.metadata.training.get("metrics", {}).get("roc_auc")
+                self.held_out[version] = None if auc is None else float(auc)
+        return self.held_out[version]
 
-    def _window(self, ws: int, ctx) -> dict | None:
-        raw = self.windows.get(ws)
-        if raw is not None:
-            return json.loads(raw)
-        if ws + self.size * (self.rounds + 1) <= ctx.timer_service().current_watermark():
-            return None  # finalized already
-        for k in range(self.rounds + 1):
-            ctx.timer_service().register_event_time_timer(ws + self.size * (k + 1) - 1)
-        return {"c": {}, "emitted_labelled": -1}
-
-    def process_element1(self, value, ctx):
-        ts = value[self.time_field]
-        group = str(value.get(self.group_field))
-        fav = (1 if value["flagged"] else 0) == self.favourable
-        for ws in windows_for(ts, self.size, self.slide):
-            doc = self._window(ws, ctx)
-            if doc is None:
-                continue  # that window was finalized already
-            w = FairnessWindow.restore(doc["c"])
-            w.add_prediction(group, fav)
-            doc["c"] = w.snapshot()
-            version = value.get("model_version", self.model_version)
-            versions = doc.setdefault("v", [])
-            if version not in versions:
-                versions.append(version)
-            self.windows.put(ws, json.dumps(doc))
-        self.preds.put(
-            value[self.id_field],
-            json.dumps([ts, group, fav, value.get("score"), bool(value["flagged"])]),
-        )
-
-    def process_element2(self, value, ctx):
-        self.labels.add(json.dumps([value["event_id"], value["label"], value["label_time"]]))
-
-    def _join_labels(self, now: int) -> None:
-        labels = [json.loads(x) for x in (self.labels.get() or [])]
-        if not labels:
-            return
-        pending = {k: json.loads(v) for k, v in self.preds.items()}
-        docs: dict[int, dict] = {}
-        keep = []
-        for eid, label, label_time in labels:
-            pred = pending.pop(eid, None)
-            if pred is None:
-                if label_time + self.timeout > now:
-                    keep.append(
-                        json.dumps([eid, label, label_time])
-                    )  # its prediction may still come
-                continue
-            ts, group, fav_pred, *scored = pred  # score and flag (older state: without)
-            fav_label = (1 if label == self.positive else 0) == (
-                1 if self.favourable == self.positive else 0
-            )
-            for ws in windows_for(ts, self.size, self.slide):
-                if ws not in docs:
-                    raw = self.windows.get(ws)
-                    if raw is None:
-                        continue  # that window was finalized: the label came after the time-out
-                    docs[ws] = json.loads(raw)
-                w = FairnessWindow.restore(docs[ws]["c"])
-                w.add_outcome(group, fav_pred, fav_label)
-                docs[ws]["c"] = w.snapshot()
-                if scored and scored[0] is not None:
-                    q = self._quality(docs[ws])
-                    q.add(eid, scored[0], scored[1], label == self.positive, group)
-                    docs[ws]["q"] = q.snapshot()
-            self.preds.remove(eid)
-        for ws, doc in docs.items():
-            self.windows.put(ws, json.dumps(doc))
-        self.labels.update(keep)
-        for eid, (ts, *_) in pending.items():
-            if ts + self.timeout <= now:
-                self.preds.remove(eid)  # never labelled within the time-out
+    def process_element(self, value, ctx):
+        ctx.timer_service().register_event_time_timer(self.reporter.on_partial(value))
 
     def on_timer(self, timestamp, ctx):
-
-        self._join_labels(timestamp)
-        done = []
-        for ws, raw in list(self.windows.items()):
-            k, rem = divmod(timestamp + 1 - ws - self.size, self.size)
-            if rem or not 0 <= k <= self.rounds:
+        for e in self.reporter.on_timer(timestamp, self._held_out_auc):
+            if e.kind == "alert":
+                yield self.alerts, to_json_nan_safe(e.record)
                 continue
-            doc = json.loads(raw)
-            report = FairnessWindow.restore(doc["c"]).report(self.min_count, self.four_fifths)
-            final = k == self.rounds
-            if final or k == 0 or report["labelled"] != doc["emitted_labelled"]:
-                report.update(
-                    {
-                        "window_start": ws,
-                        "window_end": ws + self.size,
-                        "window": window_label(ws, self.size),
-                        "status": "final" if final else ("provisional" if k == 0 else "update"),
-                        # the versions that scored the window's events, in order of first use
-                        "model_versions": doc.get("v") or [self.model_version],
-                    }
-                )
-                report["model_version"] = report["model_versions"][-1]
-                quality = self._quality(doc)
-                report["quality"] = quality.report(
-                    self.min_count, self._held_out_auc(report["model_version"]), self.quality_margin
-                )
-                yield to_json_nan_safe(report)
-                if final and self.workspace_path:
-                    self._workspace().add_fairness(report)
-                    self._workspace().add_quality(report, quality.sample())
-                if final and report["quality"]["alert"]:
-                    q = report["quality"]
-                    yield (
-                        self.alerts,
-                        to_json_nan_safe(
-                            {
-                                "type": "quality",
-                                "window": report["window"],
-                                "window_start": ws,
-                                "alerts": ["roc_auc"],
-                                "roc_auc": q["roc_auc"],
-                                "roc_auc_ci95": q["roc_auc_ci95"],
-                                "roc_auc_floor": q["roc_auc_floor"],
-                                "held_out_roc_auc": q["held_out_roc_auc"],
-                                "next_step": q["next_step"],
-                                "status": report["status"],
-                                "model_versions": report["model_versions"],
-                            }
-                        ),
-                    )
-                if report["alerts"] and report["alerts"] != doc.get("alerted"):
-                    doc["alerted"] = report["alerts"]
-                    yield (
-                        self.alerts,
-                        to_json_nan_safe(
-                            {
-                                "type": "fairness",
-                                "window": report["window"],
-                                "window_start": ws,
-                                "alerts": report["alerts"],
-                                "disparate_impact_ratio": report["disparate_impact_ratio"],
-                                "disparate_impact_ci95": report["disparate_impact_ci95"],
-                                "equal_opportunity_ratio": report["equal_opportunity_ratio"],
-                                "equal_opportunity_ci95": report["equal_opportunity_ci95"],
-                                "status": report["status"],
-                                "model_versions": report["model_versions"],
-                            }
-                        ),
-                    )
-            doc["emitted_labelled"] = report["labelled"]
-            if final:
-                done.append(ws)
-            else:
-                self.windows.put(ws, json.dumps(doc))
-        for ws in done:
-            self.windows.remove(ws)
+            yield to_json_nan_safe(e.record)
+            if e.record["status"] == "final" and self.workspace_path:
+                self._workspace().add_fairness(e.record)
+                self._workspace().add_quality(e.record, e.sample)
 
 
 class DriftFunction(KeyedProcessFunction):
-    """Collects each window's rows in state; when the window closes, Evidently compares them
-    with the reference sample of the model version that scored them (each registry version
-    holds its own), saves the snapshot to the workspace and emits a compact drift event. A
-    window scored by two versions (a hot-swap inside it) gets one event per version.
+    """The drift monitor's first stage, keyed by bucket of event id: each scored event's model
+    inputs and score offered to its window's bottom-k sample (``udfs.drift_sample``'s
+    ``DriftCollector``); at the window's close, the bucket's partial. State names and layout
+    are the one-stage monitor's (uid ``drift``), plus the counters the sample needs."""
+
+    def __init__(self, cfg: JobConfig, version: str) -> None:
+        self.size = cfg.monitoring.window_ms
+        self.cap = cfg.monitoring.drift_sample_cap
+        self.time_field = cfg.schema.event_time
+        self.id_field = cfg.schema.event_id
+        self.version = version
+
+    def open(self, runtime_context: RuntimeContext):
+        def longs(name):
+            return runtime_context.get_map_state(
+                MapStateDescriptor(name, Types.LONG(), Types.LONG())
+            )
+
+        self.collector = DriftCollector(
+            self.size,
+            self.cap,
+            runtime_context.get_map_state(
+                MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING())
+            ),
+            longs("drift-counts"),
+            longs("drift-seen"),
+            longs("drift-ceiling"),
+            runtime_context.get_state(ValueStateDescriptor("drift-first-event", Types.LONG())),
+        )
+
+    def process_element(self, value, ctx):
+        row = dict(value["inputs"])
+        row["score"] = value["score"]
+        row[VERSION_KEY] = value.get("model_version", self.version)
+        for t in self.collector.on_row(value[self.time_field], str(value[self.id_field]), row):
+            ctx.timer_service().register_event_time_timer(t)
+
+    def on_timer(self, timestamp, ctx):
+        yield from self.collector.on_timer(timestamp)
+
+
+class DriftReportFunction(KeyedProcessFunction):
+    """The drift monitor's second stage, keyed by window start: the buckets' partials merged
+    into the window's sample (``DriftSample``); when the window closes, Evidently compares the
+    sample with the reference sample of the model version that scored its rows (each registry
+    version holds its own), saves the snapshot to the workspace and emits a compact drift
+    event. A window scored by two versions (a hot-swap inside it) gets one event per version.
 
     Windows that start before the job's first event plus the longest feature window are
     ``warmup``: their windowed features cannot yet cover a full span (the keyed state is
@@ -300,21 +215,13 @@ class DriftFunction(KeyedProcessFunction):
         self.size = cfg.monitoring.window_ms
         self.cap = cfg.monitoring.drift_sample_cap
         self.min_rows = cfg.monitoring.drift_min_rows
-        self.time_field = cfg.schema.event_time
-        self.id_field = cfg.schema.event_id
         self.warmup_ms = cfg.features.max_window_ms
 
     def open(self, runtime_context: RuntimeContext):
         from models.store.registry import Registry
 
-        self.rows = runtime_context.get_map_state(
-            MapStateDescriptor("drift-rows", Types.STRING(), Types.STRING())
-        )
-        self.counts = runtime_context.get_map_state(
-            MapStateDescriptor("drift-counts", Types.LONG(), Types.LONG())
-        )
-        self.first_event = runtime_context.get_state(
-            ValueStateDescriptor("drift-first-event", Types.LONG())
+        self.sample = runtime_context.get_state(
+            ValueStateDescriptor("drift-sample", Types.STRING())
         )
         self.reg = Registry(Path(self.registry))
         self.model_version = self.reg.resolve(self.cfg.model.name, self.version).metadata.version
@@ -345,38 +252,30 @@ class DriftFunction(KeyedProcessFunction):
         return self.monitors[version]
 
     def process_element(self, value, ctx):
-        ts = value[self.time_field]
-        first = self.first_event.value()
-        if first is None or ts < first:
-            self.first_event.update(ts)
-        ws = window_start(ts, self.size)
-        n = self.counts.get(ws)
-        if n is None:
-            n = 0
-            ctx.timer_service().register_event_time_timer(ws + self.size - 1)
-        if n >= self.cap:
-            return  # the first `cap` events of a window are its sample
-        row = dict(value["inputs"])
-        row["score"] = value["score"]
-        row[VERSION_KEY] = value.get("model_version", self.model_version)
-        self.rows.put(f"{ws}|{value[self.id_field]}", json.dumps(row))
-        self.counts.put(ws, n + 1)
+        raw = self.sample.value()
+        sample = DriftSample.from_json(raw) if raw else DriftSample(self.cap)
+        sample.merge(value)
+        self.sample.update(sample.to_json())
+        ctx.timer_service().register_event_time_timer(value["window_start"] + self.size - 1)
 
     def on_timer(self, timestamp, ctx):
+        raw = self.sample.value()
+        self.sample.clear()
+        if not raw:
+            return
+        sample = DriftSample.from_json(raw)
         ws = timestamp + 1 - self.size
-        prefix = f"{ws}|"
-        keys = [k for k in self.rows.keys() if k.startswith(prefix)]
         by_version: dict[str, list[dict]] = {}
-        for k in keys:
-            row = json.loads(self.rows.get(k))
+        for _, _, row in sample.rows:
+            row = dict(row)
             by_version.setdefault(row.pop(VERSION_KEY, self.model_version), []).append(row)
-            self.rows.remove(k)
-        self.counts.remove(ws)
-        for version in sorted(by_version, key=_version_order):
-            yield from self._evaluate(ws, version, by_version.get(version, []))
+        head = {"window_events": sample.seen, "sample_ids_crc32": sample.ids_digest()}
+        warm = sample.first_event is not None and ws < sample.first_event + self.warmup_ms
+        for version in sorted(by_version, key=version_order):
+            yield from self._evaluate(ws, version, by_version[version], head, warm)
 
-    def _evaluate(self, ws: int, version: str, rows: list[dict]):
-        head = {
+    def _evaluate(self, ws: int, version: str, rows: list[dict], head: dict, warm: bool):
+        head = head | {
             "window_start": ws,
             "window_end": ws + self.size,
             "window": window_label(ws, self.size),
@@ -407,9 +306,8 @@ class DriftFunction(KeyedProcessFunction):
             )
             return
         summary = monitor.evaluate(rows, ws, ws + self.size, version)
-        summary["window"] = head["window"]
-        first = self.first_event.value()
-        if first is not None and ws < first + self.warmup_ms:
+        summary.update(head)
+        if warm:
             summary["status"] = "warmup"
             summary["dataset_drift"] = None
         else:

@@ -16,6 +16,8 @@ from typing import Any
 
 from pyflink.common.watermark_strategy import TimestampAssigner
 
+from udfs.sampling import bucket_of
+
 TAGGED_KEYS = 16  # tagged records spread over this many keys (no state is kept for them)
 
 
@@ -47,14 +49,15 @@ class FieldKey:
         return str(record[self.field])
 
 
-class ConstantKey:
-    """Routes every record to one key: for global, low-volume monitors."""
+class BucketKey:
+    """Key selector: the monitor bucket of a record's event id (``udfs.sampling``), so an
+    event's prediction and its label meet in one bucket at any parallelism."""
 
-    def __init__(self, key: str = "all") -> None:
-        self.key = key
+    def __init__(self, field: str) -> None:
+        self.field = field
 
-    def __call__(self, record: Any) -> str:
-        return self.key
+    def __call__(self, record: dict[str, Any]) -> str:
+        return bucket_of(record[self.field])
 
 
 class FieldTimestamp(TimestampAssigner):
