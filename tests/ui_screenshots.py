@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if not matches:
             raise SystemExit(f"no project {a.project or ''!r} in {a.workspace}")
         pid = matches[0]["id"]
-        shots = [shoot(f"{base}/projects/{pid}", a.out / "ui-dashboard.png", "1400,1500")]
+        shots = [shoot(f"{base}/projects/{pid}", a.out / "ui-dashboard.png", "1400,2000")]
         reports = get(f"{base}/api/projects/{pid}/reports")
         drifted = [r for r in reports if "drift" in r.get("tags", [])]
         if drifted:

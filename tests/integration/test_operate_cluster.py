@@ -94,6 +94,12 @@ def _report_diff(got: dict, ref: dict) -> None:
         if s["score"] != g["score"]:
             diffs["score"] = diffs.get("score", 0) + 1
     print("per-event differences:", diffs, "of", len(ref["scores"]))
+    for kind in ("fairness", "drift"):
+        for ws in sorted(set(got[kind]) | set(ref[kind])):
+            g, r = got[kind].get(ws, {}), ref[kind].get(ws, {})
+            keys = sorted(k for k in set(g) | set(r) if g.get(k) != r.get(k))
+            if keys:
+                print(f"{kind} window {ws} differs in", {k: (g.get(k), r.get(k)) for k in keys})
 
 
 def _prepared(cfg, broker, prefix: str, feature_order: str = "event-time"):
