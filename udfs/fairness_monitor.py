@@ -148,15 +148,12 @@ class FairnessSettings:
         )
 
 
-def _quality(doc: dict, cap: int) -> QualityWindow:
-    q = doc.get("q")
-    return QualityWindow(cap) if q is None else QualityWindow.restore(q)
-
-
 class FairnessCollector:
     """One bucket of event ids (see the module docstring). Stores: ``windows`` (window start
-    -> JSON {"c": counts, "q": labelled sample, "v": versions}), ``preds`` (event id -> JSON
-    [time, group, favourable, score, flagged]) and ``labels`` (JSON [event id, label, time])."""
+    -> JSON {"c": counts, "v": versions}), ``preds`` (event id -> JSON [time, group,
+    favourable, score, flagged]), ``labels`` (JSON [event id, label, time]) and ``quality``
+    (window start -> JSON labelled sample: apart from the counts, which every prediction
+    rewrites, so that a prediction does not rewrite the sample)."""
 
     def __init__(
         self,
@@ -164,8 +161,18 @@ class FairnessCollector:
         windows: KeyValueStore,
         preds: KeyValueStore,
         labels: ListStore,
+        quality: KeyValueStore,
     ) -> None:
         self.s, self.windows, self.preds, self.labels = s, windows, preds, labels
+        self.quality = quality
+
+    def _sample(self, ws: int) -> QualityWindow:
+        raw = self.quality.get(ws)
+        return (
+            QualityWindow(self.s.quality_cap)
+            if raw is None
+            else QualityWindow.restore(json.loads(raw))
+        )
 
     def on_prediction(self, value: dict[str, Any], watermark: int) -> list[int]:
         """Count a scored event into its windows; returns the timers to register (each new
@@ -207,7 +214,10 @@ class FairnessCollector:
         if not labels:
             return
         pending = {k: json.loads(v) for k, v in self.preds.items()}
+        # each touched window read once and written once, whatever its number of labels
         docs: dict[int, dict] = {}
+        counts: dict[int, FairnessWindow] = {}
+        samples: dict[int, QualityWindow] = {}
         keep = []
         favourable_is_positive = self.s.favourable == self.s.positive
         for eid, label, label_time in labels:
@@ -225,16 +235,18 @@ class FairnessCollector:
                     if raw is None:
                         continue  # finalized: the label came after the time-out
                     docs[ws] = json.loads(raw)
-                w = FairnessWindow.restore(docs[ws]["c"])
-                w.add_outcome(group, fav_pred, fav_label)
-                docs[ws]["c"] = w.snapshot()
+                    counts[ws] = FairnessWindow.restore(docs[ws]["c"])
+                counts[ws].add_outcome(group, fav_pred, fav_label)
                 if scored and scored[0] is not None:
-                    q = _quality(docs[ws], s.quality_cap)
-                    q.add(eid, scored[0], scored[1], positive, group)
-                    docs[ws]["q"] = q.snapshot()
+                    if ws not in samples:
+                        samples[ws] = self._sample(ws)
+                    samples[ws].add(eid, scored[0], scored[1], positive, group)
             self.preds.remove(eid)
         for ws, doc in docs.items():
+            doc["c"] = counts[ws].snapshot()
             self.windows.put(ws, json.dumps(doc))
+        for ws, q in samples.items():
+            self.quality.put(ws, json.dumps(q.snapshot()))
         self.labels.update(keep)
         for eid, (ts, *_) in pending.items():
             if ts + s.timeout <= now:
@@ -256,12 +268,13 @@ class FairnessCollector:
                     "window_start": ws,
                     "boundary": k,
                     "c": doc["c"],
-                    "q": doc.get("q") or QualityWindow(s.quality_cap).snapshot(),
+                    "q": self._sample(ws).snapshot(),
                     "v": doc.get("v") or [s.model_version],
                 }
             )
             if k == s.rounds:
                 self.windows.remove(ws)
+                self.quality.remove(ws)
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -269,12 +282,17 @@ class FairnessCollector:
             "windows": dict(self.windows.items()),
             "preds": dict(self.preds.items()),
             "labels": list(self.labels.get() or []),
+            "quality": dict(self.quality.items()),
         }
 
     @classmethod
     def restore(cls, s: FairnessSettings, snap: dict[str, Any]) -> FairnessCollector:
         return cls(
-            s, DictStore(snap["windows"]), DictStore(snap["preds"]), PlainList(snap["labels"])
+            s,
+            DictStore(snap["windows"]),
+            DictStore(snap["preds"]),
+            PlainList(snap["labels"]),
+            DictStore(snap["quality"]),
         )
 
 

@@ -50,7 +50,9 @@ class FairnessDriver:
     def _collector(self, eid: str) -> tuple[str, FairnessCollector]:
         b = bucket_of(eid, self.buckets)
         if b not in self.collectors:
-            self.collectors[b] = FairnessCollector(self.s, DictStore(), DictStore(), _List())
+            self.collectors[b] = FairnessCollector(
+                self.s, DictStore(), DictStore(), _List(), DictStore()
+            )
         return b, self.collectors[b]
 
     def prediction(self, record: dict[str, Any]) -> None:

@@ -62,6 +62,9 @@ class FairnessFunction(KeyedCoProcessFunction):
             runtime_context.get_list_state(
                 ListStateDescriptor("fairness-pending-labels", Types.STRING())
             ),
+            runtime_context.get_map_state(
+                MapStateDescriptor("fairness-quality", Types.LONG(), Types.STRING())
+            ),
         )
 
     def process_element1(self, value, ctx):
