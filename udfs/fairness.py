@@ -187,3 +187,43 @@ class FairnessWindow:
             "alerts": alerts,  # breaches of the four-fifths rule with 95% confidence
             "watch": watch,  # point estimate below the threshold, interval reaching above it
         }
+
+
+# Intersectional groups: with several sensitive fields, a window's counts hold the first
+# field's groups under their plain value (as with one field), and every other view, each
+# further field and the intersection of all, under "<view><DIM_SEP><value>".
+DIM_SEP = "\x1f"
+
+
+def group_cells(record: dict[str, Any], fields: tuple[str, ...]) -> tuple[str, list[str]]:
+    """An event's group under the first sensitive field, and its cell in every other view:
+    each further field, then the intersection of all of them ("a&b" = "x&y")."""
+    values = [str(record.get(f)) for f in fields]
+    if len(fields) < 2:
+        return values[0], []
+    cells = [f"{f}{DIM_SEP}{v}" for f, v in zip(fields[1:], values[1:], strict=True)]
+    cells.append(f"{'&'.join(fields)}{DIM_SEP}{'&'.join(values)}")
+    return values[0], cells
+
+
+def fairness_report(
+    window: FairnessWindow, min_count: int, four_fifths: float = 0.8
+) -> dict[str, Any]:
+    """The window's report under the first sensitive field, and, with several, the report of
+    every other view in ``by_attribute`` (each cell gated by ``min_count`` on its own); an
+    alert of another view is listed as ``<view>:<ratio>``."""
+    first = FairnessWindow({g: c for g, c in window.groups.items() if DIM_SEP not in g})
+    report = first.report(min_count, four_fifths)
+    views: dict[str, FairnessWindow] = {}
+    for g, c in window.groups.items():
+        if DIM_SEP in g:
+            view, value = g.split(DIM_SEP, 1)
+            views.setdefault(view, FairnessWindow()).groups[value] = c
+    if views:
+        report["by_attribute"] = {}
+        for view in sorted(views, key=lambda v: (v.count("&"), v)):
+            r = views[view].report(min_count, four_fifths)
+            report["by_attribute"][view] = r
+            report["alerts"] = report["alerts"] + [f"{view}:{a}" for a in r["alerts"]]
+            report["watch"] = report["watch"] + [f"{view}:{a}" for a in r["watch"]]
+    return report

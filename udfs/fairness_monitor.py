@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rtml.core.config import JobConfig
-from udfs.fairness import FairnessWindow
+from udfs.fairness import FairnessWindow, fairness_report, group_cells
 from udfs.quality import QualityWindow
 from udfs.windows import window_label, windows_for
 
@@ -110,7 +110,7 @@ class FairnessSettings:
     timeout: int  # label time-out (ms): the final report comes once it has passed
     min_count: int
     four_fifths: float
-    group_field: str
+    group_fields: tuple[str, ...]  # the sensitive fields (the first: the groups' own field)
     time_field: str
     id_field: str
     positive: int  # the positive label
@@ -137,7 +137,7 @@ class FairnessSettings:
             timeout=cfg.labels.timeout_ms,
             min_count=m.min_group_count,
             four_fifths=m.four_fifths,
-            group_field=cfg.schema.sensitive_attribute or "",
+            group_fields=cfg.schema.sensitive_attributes or ("",),
             time_field=cfg.schema.event_time,
             id_field=cfg.schema.event_id,
             positive=cfg.labels.positive,
@@ -179,7 +179,7 @@ class FairnessCollector:
         window's boundaries)."""
         s = self.s
         ts = value[s.time_field]
-        group = str(value.get(s.group_field))
+        group, cells = group_cells(value, s.group_fields)
         fav = (1 if value["flagged"] else 0) == s.favourable
         version = value.get("model_version", s.model_version)
         timers: list[int] = []
@@ -193,7 +193,8 @@ class FairnessCollector:
             else:
                 doc = json.loads(raw)
             w = FairnessWindow.restore(doc["c"])
-            w.add_prediction(group, fav)
+            for g in (group, *cells):
+                w.add_prediction(g, fav)
             doc["c"] = w.snapshot()
             versions = doc.setdefault("v", [])
             if version not in versions:
@@ -201,7 +202,7 @@ class FairnessCollector:
             self.windows.put(ws, json.dumps(doc))
         self.preds.put(
             value[s.id_field],
-            json.dumps([ts, group, fav, value.get("score"), bool(value["flagged"])]),
+            json.dumps([ts, group, fav, value.get("score"), bool(value["flagged"]), cells]),
         )
         return timers
 
@@ -226,7 +227,9 @@ class FairnessCollector:
                 if label_time + s.timeout > now:
                     keep.append(json.dumps([eid, label, label_time]))  # its prediction may come
                 continue
-            ts, group, fav_pred, *scored = pred  # score and flag (older state: without)
+            # score, flag and further cells (older state: without)
+            ts, group, fav_pred, *scored = pred
+            cells = scored[2] if len(scored) > 2 else []
             positive = label == s.positive
             fav_label = positive == favourable_is_positive
             for ws in windows_for(ts, s.size, s.slide):
@@ -236,7 +239,8 @@ class FairnessCollector:
                         continue  # finalized: the label came after the time-out
                     docs[ws] = json.loads(raw)
                     counts[ws] = FairnessWindow.restore(docs[ws]["c"])
-                counts[ws].add_outcome(group, fav_pred, fav_label)
+                for g in (group, *cells):
+                    counts[ws].add_outcome(g, fav_pred, fav_label)
                 if scored and scored[0] is not None:
                     if ws not in samples:
                         samples[ws] = self._sample(ws)
@@ -346,7 +350,7 @@ class FairnessReporter:
         part = doc.get("pending", {}).pop(str(k), None)
         if rem or part is None:
             return []
-        report = FairnessWindow.restore(part["c"]).report(s.min_count, s.four_fifths)
+        report = fairness_report(FairnessWindow.restore(part["c"]), s.min_count, s.four_fifths)
         final = k == s.rounds
         out: list[Emission] = []
         if final or k == 0 or report["labelled"] != doc["emitted_labelled"]:

@@ -87,12 +87,20 @@ class EventSchema:
     fields: tuple[FieldSpec, ...]
     event_id: str
     event_time: str
-    sensitive_attribute: str | None
+    sensitive_attribute: str | None  # the first (or only) sensitive field
     entities: tuple[Entity, ...]
     max_out_of_orderness_ms: int = 5_000
     max_future_ms: int = 86_400_000  # events further ahead of the newest seen are rejected
     min_time_ms: int = 946_684_800_000  # 2000-01-01: earlier timestamps are rejected
     unknown_fields: str = "reject"  # or "ignore": fields the schema does not declare
+    # further sensitive fields (sensitive_attribute = a list): fairness is then reported per
+    # field and for the intersection of all of them
+    more_sensitive: tuple[str, ...] = ()
+
+    @property
+    def sensitive_attributes(self) -> tuple[str, ...]:
+        first = () if self.sensitive_attribute is None else (self.sensitive_attribute,)
+        return first + self.more_sensitive
 
     @cached_property
     def field_names(self) -> frozenset[str]:
@@ -298,6 +306,27 @@ def _section(raw: dict, name: str, src: str) -> dict:
     return sec
 
 
+def _sensitive(s: dict) -> tuple[str, ...]:
+    """``[schema] sensitive_attribute``: a field name, or a list of distinct field names."""
+    v = s.get("sensitive_attribute")
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        return (_text(s, "sensitive_attribute", "[schema]"),)
+    if (
+        not isinstance(v, list)
+        or not v
+        or not all(isinstance(x, str) and x for x in v)
+        or len(set(v)) != len(v)
+    ):
+        raise ConfigError(
+            f"[schema] sensitive_attribute = {v!r} is not a field name or a list of distinct "
+            "field names",
+            hint='e.g. sensitive_attribute = "age_band" or ["age_band", "country"]',
+        )
+    return tuple(v)
+
+
 def _int(sec: dict, key: str, default: int) -> int:
     """An integer setting; anything else is a one-line error naming the key."""
     v = sec.get(key, default)
@@ -490,13 +519,13 @@ def _parse_config(raw: dict, source: str) -> JobConfig:
     names = {f.name for f in fields}
     ents = _table(s, "entities", "[schema]")
     entities = tuple(Entity(name=str(n), key=_text(ents, n, "[schema.entities]")) for n in ents)
+    sensitive = _sensitive(s)
     schema = EventSchema(
         fields=tuple(fields),
         event_id=_text(s, "event_id", "[schema]"),
         event_time=_text(s, "event_time", "[schema]"),
-        sensitive_attribute=None
-        if s.get("sensitive_attribute") is None
-        else _text(s, "sensitive_attribute", "[schema]"),
+        sensitive_attribute=sensitive[0] if sensitive else None,
+        more_sensitive=sensitive[1:],
         entities=entities,
         max_out_of_orderness_ms=parse_duration(
             s.get("max_out_of_orderness", "5s"), "[schema] max_out_of_orderness"
@@ -524,11 +553,12 @@ def _parse_config(raw: dict, source: str) -> JobConfig:
             f"[schema] event_time field {schema.event_time!r} must have type 'timestamp'",
             hint="set its type to 'timestamp'",
         )
-    if schema.sensitive_attribute is not None and schema.sensitive_attribute not in names:
-        raise ConfigError(
-            f"[schema] sensitive_attribute {schema.sensitive_attribute!r} is not a declared field",
-            hint="declare it in [schema.fields]",
-        )
+    for name in schema.sensitive_attributes:
+        if name not in names:
+            raise ConfigError(
+                f"[schema] sensitive_attribute {name!r} is not a declared field",
+                hint="declare it in [schema.fields]",
+            )
 
     lab = _section(raw, "labels", src)
     labels = LabelSettings(

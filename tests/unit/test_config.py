@@ -93,6 +93,14 @@ def test_durations(text, ms):
         (lambda r: r["job"].update(feature_order="random"), "feature_order = 'random'"),
         (lambda r: r["job"].update(state_backend="disk"), "state_backend = 'disk'"),
         (lambda r: r["job"].update(python_workers=3), "python_workers = 3"),
+        (lambda r: r["schema"].update(sensitive_attribute=["age_band", "nope"]), "'nope'"),
+        (
+            lambda r: r["schema"].update(sensitive_attribute=["age_band", "age_band"]),
+            "list of distinct field names",
+        ),
+        (lambda r: r["schema"].update(sensitive_attribute=[]), "list of distinct"),
+        (lambda r: r["monitoring"].update(quality_sample_cap=10), "quality_sample_cap = 10"),
+        (lambda r: r["monitoring"].update(quality_auc_margin=1.5), "quality_auc_margin"),
     ],
 )
 def test_mistakes_are_explained(mutate, message):
@@ -176,3 +184,11 @@ def test_wrong_types_name_the_key(mutate, message):
     with pytest.raises(ConfigError) as e:
         parse_config(r, "cards.toml")
     assert message in str(e.value)
+
+
+def test_several_sensitive_fields():
+    r = raw()
+    r["schema"]["sensitive_attribute"] = ["age_band", "country"]
+    s = parse_config(r).schema
+    assert s.sensitive_attribute == "age_band" and s.more_sensitive == ("country",)
+    assert s.sensitive_attributes == ("age_band", "country")

@@ -22,14 +22,16 @@ from udfs.windows import window_start, windows_for
 SIZE, TIMEOUT = 10, 25
 
 
-def _settings(slide: int = SIZE, cap: int = 10_000) -> FairnessSettings:
+def _settings(
+    slide: int = SIZE, cap: int = 10_000, fields: tuple[str, ...] = ("group",)
+) -> FairnessSettings:
     return FairnessSettings(
         size=SIZE,
         slide=slide,
         timeout=TIMEOUT,
         min_count=2,
         four_fifths=0.8,
-        group_field="group",
+        group_fields=fields,
         time_field="t",
         id_field="id",
         positive=1,
@@ -195,3 +197,54 @@ def test_drift_sample_is_the_bottom_k_of_the_whole_window(rs, cap, buckets, rnd)
         assert sample.first_event <= min(ts for ts, _ in rs if window_start(ts, SIZE) == ws)
         if buckets == 1:
             assert sample.first_event == min(ts for ts, _ in rs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    events,
+    st.lists(st.sampled_from(["n", "s"]), min_size=40, max_size=40),
+    st.randoms(use_true_random=False),
+)
+def test_intersectional_views_equal_a_batch_computation_per_view(evs, regions, rnd):
+    """With two sensitive fields, the final report holds the first field's groups as before,
+    and per further field and for the intersection a report of its own, each computed as a
+    batch computation on that view's cells would (min-count gate per cell)."""
+    s = _settings(fields=("group", "region"))
+    preds, labels = _records(evs)
+    for p, region in zip(preds, regions, strict=False):
+        p["region"] = region
+    order = list(range(len(preds) + len(labels)))
+    rnd.shuffle(order)
+    d = _run(s, preds, labels, order, [True, False], [False], 3)
+    final = {r["window_start"]: r for r in d.reports() if r["status"] == "final"}
+    label = {x["event_id"]: x["label"] for x in labels}
+    for ws, got in final.items():
+        views = {
+            "group": FairnessWindow(),
+            "region": FairnessWindow(),
+            "group&region": FairnessWindow(),
+        }
+        for p in preds:
+            if ws not in windows_for(p["t"], s.size, s.slide):
+                continue
+            cells = {
+                "group": p["group"],
+                "region": p["region"],
+                "group&region": f"{p['group']}&{p['region']}",
+            }
+            for view, cell in cells.items():
+                views[view].add_prediction(cell, not p["flagged"])
+                if p["id"] in label:
+                    views[view].add_outcome(cell, not p["flagged"], label[p["id"]] != 1)
+        want = views["group"].report(s.min_count, s.four_fifths)
+        assert _same(
+            {k: got[k] for k in want if k not in ("alerts", "watch")},
+            {k: v for k, v in want.items() if k not in ("alerts", "watch")},
+        )
+        assert set(got["by_attribute"]) == {"region", "group&region"}
+        alerts = list(want["alerts"])
+        for view in ("region", "group&region"):
+            w = views[view].report(s.min_count, s.four_fifths)
+            assert _same(got["by_attribute"][view], w), view
+            alerts += [f"{view}:{a}" for a in w["alerts"]]
+        assert got["alerts"] == alerts

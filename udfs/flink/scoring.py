@@ -108,9 +108,12 @@ class Scorer:
         self.subtask = subtask_index(runtime_context)
         self.threshold = self.cfg.model.threshold
         s = self.cfg.schema
-        self.passthrough = [s.event_id, s.event_time, *(e.key for e in s.entities)] + (
-            [s.sensitive_attribute] if s.sensitive_attribute else []
-        )
+        self.passthrough = [
+            s.event_id,
+            s.event_time,
+            *(e.key for e in s.entities),
+            *s.sensitive_attributes,
+        ]
         self.shadow_keys = [s.event_id, s.event_time] + (
             [s.sensitive_attribute] if s.sensitive_attribute else []
         )
