@@ -151,32 +151,24 @@ def fairness_snapshot(report: Mapping[str, Any], four_fifths: float) -> tuple[An
     """An Evidently snapshot of one window's fairness report (a ratio that could not be
     computed, too few rows in a group, is NaN: a gap in the line); returns it and its name."""
     import pandas as pd
-    from evidently import DataDefinition, Dataset, Report
+    from evidently import DataDefinition, Dataset
     from evidently.metrics import MeanValue
 
     row = {c: _ratio(report.get(c)) for c in FAIRNESS_RATIOS}
     row[FOUR_FIFTHS] = float(four_fifths)
     frame = pd.DataFrame([row], columns=list(FAIRNESS_COLUMNS)).astype("float64")
     definition = DataDefinition(numerical_columns=list(FAIRNESS_COLUMNS))
-    start, end = int(report["window_start"]), int(report["window_end"])
-    version = str(report.get("model_version", ""))
-    name = f"fairness {iso(start)} .. {iso(end)} model v{version}"
-    snap = Report([MeanValue(column=c) for c in FAIRNESS_COLUMNS]).run(
+    return window_snapshot(
+        FAIRNESS_TAG,
+        report,
+        [MeanValue(column=c) for c in FAIRNESS_COLUMNS],
         Dataset.from_pandas(frame, data_definition=definition),
-        None,
-        timestamp=datetime.fromtimestamp(end / 1000, tz=UTC).replace(tzinfo=None),
-        metadata={
-            "window_start": iso(start),
-            "window_end": iso(end),
-            "model_version": version,
+        {
             "predictions": str(report.get("predictions", "")),
             "labelled": str(report.get("labelled", "")),
             "alerts": ",".join(report.get("alerts") or []) or "none",
         },
-        tags=[FAIRNESS_TAG, f"model-v{version}", str(report.get("status", ""))],
-        name=name,
     )
-    return snap, name
 
 
 def quality_snapshot(
@@ -188,7 +180,7 @@ def quality_snapshot(
     if not rows:
         return None
     import pandas as pd
-    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently import BinaryClassification, DataDefinition, Dataset
     from evidently.metrics import MeanValue, Precision, Recall, RocAuc
 
     quality = report.get("quality") or {}
@@ -216,24 +208,43 @@ def quality_snapshot(
         metrics.append(Recall())
     if frame["target"].nunique() == 2:
         metrics.append(RocAuc())
+    return window_snapshot(
+        QUALITY_TAG,
+        report,
+        metrics,
+        Dataset.from_pandas(frame, data_definition=definition),
+        {
+            "labelled": str(quality.get("labelled_seen", len(rows))),
+            "sampled": str(bool(quality.get("sampled"))),
+            "alert": str(bool(quality.get("alert"))),
+        },
+    )
+
+
+def window_snapshot(
+    kind: str, report: Mapping[str, Any], metrics: list[Any], dataset: Any, metadata: dict
+) -> tuple[Any, str]:
+    """An Evidently report of one window (``kind``: fairness or quality) run over
+    ``dataset``, stamped with the window's end, named and tagged by window, model version
+    and status; returns it and its name (warnings of undefined ratios silenced)."""
+    from evidently import Report
+
     start, end = int(report["window_start"]), int(report["window_end"])
     version = str(report.get("model_version", ""))
-    name = f"quality {iso(start)} .. {iso(end)} model v{version}"
+    name = f"{kind} {iso(start)} .. {iso(end)} model v{version}"
     with warnings.catch_warnings():  # a window with one label: its undefined ratios warn
         warnings.simplefilter("ignore")
         snap = Report(metrics).run(
-            Dataset.from_pandas(frame, data_definition=definition),
+            dataset,
             None,
             timestamp=datetime.fromtimestamp(end / 1000, tz=UTC).replace(tzinfo=None),
             metadata={
                 "window_start": iso(start),
                 "window_end": iso(end),
                 "model_version": version,
-                "labelled": str(quality.get("labelled_seen", len(rows))),
-                "sampled": str(bool(quality.get("sampled"))),
-                "alert": str(bool(quality.get("alert"))),
+                **metadata,
             },
-            tags=[QUALITY_TAG, f"model-v{version}", str(report.get("status", ""))],
+            tags=[kind, f"model-v{version}", str(report.get("status", ""))],
             name=name,
         )
     return snap, name

@@ -49,6 +49,18 @@ def _fair(i: int, versions: list[str], alerts: list[str]) -> dict:
         "equal_opportunity_ratio": 0.9,
         "equalized_odds_ratio": 0.85,
         "alerts": alerts,
+        # window 1's model quality fell under its floor (the quality alert)
+        "quality": {
+            "rows": 400,
+            "precision": 0.61,
+            "recall": 0.72,
+            "roc_auc": 0.64 if i == 1 else 0.91,
+            "roc_auc_ci95": [0.58, 0.70] if i == 1 else [0.88, 0.94],
+            "average_precision": 0.55,
+            "brier": 0.081,
+            "ece": 0.032,
+            "alert": i == 1,
+        },
     }
 
 
@@ -84,5 +96,8 @@ def test_one_page_per_version_with_its_windows_alerts_and_shadow(cfg, registry, 
     assert "w2" not in mine
     assert f"v{v1} (live) vs v99 (candidate)" in mine and "500" in mine
     assert "ROC AUC" in mine and "# Model card" in mine
+    # each window's quality, the alerted AUC marked as a breach
+    assert '<span class="breach">0.640 (0.580-0.700)</span>' in mine
+    assert "0.910 (0.880-0.940)" in mine and "quality: roc_auc" in mine
     other = pages[1].read_text()
     assert "Not in this registry" in other and "w2" in other and "v99 (candidate)" in other
