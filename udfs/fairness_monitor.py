@@ -309,24 +309,28 @@ class Emission:
 
 
 class FairnessReporter:
-    """One window (see the module docstring). Store: one JSON document, the merged partials
-    of each boundary still to come ("pending": k -> counts, sample, versions), and what was
-    emitted ("emitted_labelled", "alerted")."""
+    """One window (see the module docstring). Stores: ``state``, one JSON document of what
+    was emitted ("ws", "emitted_labelled", "alerted"), and ``pending``, the merged partials of
+    each boundary still to come (k -> JSON counts, sample, versions): apart, so that a
+    partial rewrites its own boundary only (at the end of a bounded stream every boundary's
+    partials arrive before the first of their timers)."""
 
-    def __init__(self, s: FairnessSettings, state: ValueStore) -> None:
-        self.s, self.state = s, state
+    def __init__(self, s: FairnessSettings, state: ValueStore, pending: KeyValueStore) -> None:
+        self.s, self.state, self.pending = s, state, pending
 
     def on_partial(self, partial: dict[str, Any]) -> int:
         """Merge one bucket's partial into its boundary's; returns that boundary's timer.
         (Buckets run ahead of each other: partials of a later boundary may come first.)"""
         s = self.s
-        raw = self.state.value()
-        doc = json.loads(raw) if raw else {"ws": partial["window_start"], "emitted_labelled": -1}
-        pending = doc.setdefault("pending", {})
-        k = str(partial["boundary"])
-        if k not in pending:
-            pending[k] = {"c": {}, "q": QualityWindow(s.quality_cap).snapshot(), "v": []}
-        part = pending[k]
+        if not self.state.value():
+            self.state.update(json.dumps({"ws": partial["window_start"], "emitted_labelled": -1}))
+        k = int(partial["boundary"])
+        raw = self.pending.get(k)
+        part = (
+            json.loads(raw)
+            if raw
+            else {"c": {}, "q": QualityWindow(s.quality_cap).snapshot(), "v": []}
+        )
         part["c"] = (
             FairnessWindow.restore(part["c"]).merge(FairnessWindow.restore(partial["c"])).snapshot()
         )
@@ -334,7 +338,7 @@ class FairnessReporter:
             QualityWindow.restore(part["q"]).merge(QualityWindow.restore(partial["q"])).snapshot()
         )
         part["v"] = sorted(set(part["v"]) | set(partial["v"]), key=version_order)
-        self.state.update(json.dumps(doc))
+        self.pending.put(k, json.dumps(part))
         return s.boundary(partial["window_start"], partial["boundary"])
 
     def on_timer(
@@ -347,9 +351,11 @@ class FairnessReporter:
         doc = json.loads(raw)
         ws = doc["ws"]
         k, rem = divmod(timestamp + 1 - ws - s.size, s.size)
-        part = doc.get("pending", {}).pop(str(k), None)
-        if rem or part is None:
+        raw_part = None if rem else self.pending.get(k)
+        if raw_part is None:
             return []
+        self.pending.remove(k)
+        part = json.loads(raw_part)
         report = fairness_report(FairnessWindow.restore(part["c"]), s.min_count, s.four_fifths)
         final = k == s.rounds
         out: list[Emission] = []
@@ -382,12 +388,12 @@ class FairnessReporter:
             self.state.update(json.dumps(doc))
         return out
 
-    def snapshot(self) -> str | None:
-        return self.state.value()
+    def snapshot(self) -> dict[str, Any]:
+        return {"state": self.state.value(), "pending": dict(self.pending.items())}
 
     @classmethod
-    def restore(cls, s: FairnessSettings, snap: str | None) -> FairnessReporter:
-        return cls(s, PlainValue(snap))
+    def restore(cls, s: FairnessSettings, snap: dict[str, Any]) -> FairnessReporter:
+        return cls(s, PlainValue(snap["state"]), DictStore(snap["pending"]))
 
 
 def fairness_alert(report: dict[str, Any]) -> dict[str, Any]:

@@ -70,7 +70,9 @@ class FairnessDriver:
         for t, b in self.c_timers.due(watermark):
             for p in self.collectors[b].on_timer(t):
                 ws = p["window_start"]
-                r = self.reporters.setdefault(ws, FairnessReporter(self.s, PlainValue()))
+                r = self.reporters.setdefault(
+                    ws, FairnessReporter(self.s, PlainValue(), DictStore())
+                )
                 self.r_timers.register(ws, r.on_partial(p))
         for t, ws in self.r_timers.due(watermark):
             self.emitted.extend(self.reporters[ws].on_timer(t, lambda v: self.held_out))

@@ -107,6 +107,9 @@ class FairnessReportFunction(KeyedProcessFunction):
         self.reporter = FairnessReporter(
             self.settings,
             runtime_context.get_state(ValueStateDescriptor("fairness-report", Types.STRING())),
+            runtime_context.get_map_state(
+                MapStateDescriptor("fairness-report-pending", Types.LONG(), Types.STRING())
+            ),
         )
         self.reports = None  # the workspace, opened at the first final report
         self.held_out: dict[str, float | None] = {}  # a cache of registry files, not state
