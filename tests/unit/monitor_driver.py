@@ -15,6 +15,7 @@ from udfs.fairness_monitor import (
     FairnessCollector,
     FairnessReporter,
     FairnessSettings,
+    PlainList,
     PlainValue,
 )
 from udfs.sampling import bucket_of
@@ -51,7 +52,7 @@ class FairnessDriver:
         b = bucket_of(eid, self.buckets)
         if b not in self.collectors:
             self.collectors[b] = FairnessCollector(
-                self.s, DictStore(), DictStore(), _List(), DictStore()
+                self.s, DictStore(), DictStore(), PlainList(), DictStore()
             )
         return b, self.collectors[b]
 
@@ -88,20 +89,6 @@ class FairnessDriver:
 
     def reports(self) -> list[dict[str, Any]]:
         return [e.record for e in self.emitted if e.kind == "report"]
-
-
-class _List:
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def get(self) -> list[Any]:
-        return list(self.values)
-
-    def add(self, v: Any) -> None:
-        self.values.append(v)
-
-    def update(self, vs: list[Any]) -> None:
-        self.values = list(vs)
 
 
 class DriftDriver:
