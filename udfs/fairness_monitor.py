@@ -166,13 +166,13 @@ class FairnessCollector:
         self.s, self.windows, self.preds, self.labels = s, windows, preds, labels
         self.quality = quality
 
-    def _sample(self, ws: int) -> QualityWindow:
+    def _sample_snapshot(self, ws: int) -> dict[str, Any]:
+        """The window's labelled sample as stored (a snapshot: trimmed, in key order)."""
         raw = self.quality.get(ws)
-        return (
-            QualityWindow(self.s.quality_cap)
-            if raw is None
-            else QualityWindow.restore(json.loads(raw))
-        )
+        return QualityWindow(self.s.quality_cap).snapshot() if raw is None else json.loads(raw)
+
+    def _sample(self, ws: int) -> QualityWindow:
+        return QualityWindow.restore(self._sample_snapshot(ws))
 
     def on_prediction(self, value: dict[str, Any], watermark: int) -> list[int]:
         """Count a scored event into its windows; returns the timers to register (each new
@@ -272,7 +272,7 @@ class FairnessCollector:
                     "window_start": ws,
                     "boundary": k,
                     "c": doc["c"],
-                    "q": self._sample(ws).snapshot(),
+                    "q": self._sample_snapshot(ws),
                     "v": doc.get("v") or [s.model_version],
                 }
             )

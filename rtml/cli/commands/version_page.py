@@ -14,6 +14,7 @@ from typing import Any
 from models.store.registry import CARD_FILE, Registry
 from rtml.cli.commands.review import Verdicts
 from rtml.core.errors import ModelError
+from udfs.fairness_monitor import version_order
 
 HELD_OUT = (
     ("roc_auc", "ROC AUC"),
@@ -39,7 +40,7 @@ def versions_in(v: Verdicts) -> list[str]:
     seen = {str(d["model_version"]) for d in v.drift if d.get("model_version")}
     for f in v.fairness:
         seen.update(str(x) for x in f.get("model_versions") or [f.get("model_version")] if x)
-    return sorted(seen, key=lambda x: (int(x) if x.isdigit() else -1, x))
+    return sorted(seen, key=version_order)
 
 
 def _num(x: Any, digits: int = 3) -> str:
