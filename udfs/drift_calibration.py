@@ -38,7 +38,7 @@ import pandas as pd
 
 from udfs.sampling import stable_key
 
-MIN_WINDOWS = 100  # clean windows (at two offsets per window length) a band needs
+MIN_WINDOWS = 1000  # clean windows (at two offsets per window length) a band needs
 BAND_RATIO = math.sqrt(2.0)  # bands of rows: min_rows, x1.41, x2, ... up to the sample cap
 STRIDES = 2  # clean windows start every half window length: twice the windows per history
 _FLOOR = 1e-6  # log of a zero distance
