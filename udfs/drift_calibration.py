@@ -11,10 +11,11 @@ length fall from the reference, on history the model did not see in the referenc
    Kolmogorov-Smirnov statistic for a numerical column, Pearson's chi-square of the window's
    level counts against the reference's (smoothed) level shares for a categorical one; taken
    as a log and standardised by its mean and spread over the clean windows, ``z``.
-2. **Per window**, the statistic ``T = max z`` over the columns; its distribution over the
-   clean windows is fitted with a generalised extreme-value law (``scipy.stats.genextreme``),
-   and the threshold is the fitted ``1 - rate`` quantile. The implied p-value of a window is
-   the fitted survival function at its ``T``. Columns whose ``z`` is above the threshold are
+2. **Per window**, the statistic ``T = max z`` over the columns; the upper tail of its
+   distribution over the clean windows is fitted with a generalised Pareto law (peaks over
+   the 90th percentile, ``scipy.stats.genpareto``), and the threshold is the fitted
+   ``1 - rate`` quantile. The implied p-value of a window is the fitted tail probability at
+   its ``T``. Columns whose ``z`` is above the threshold are
    its drifted columns (so a window drifts exactly when it has one).
 3. **Per row-count band**: the distribution depends on the rows compared, so it is fitted per
    band of rows (geometric, from ``drift_min_rows`` to ``drift_sample_cap``). A clean window
@@ -57,11 +58,11 @@ class Band:
     rows: int
     windows: int
     columns: dict[str, ColumnLaw]
-    gev: tuple[float, float, float]  # scipy.stats.genextreme (shape, loc, scale) of T
+    tail: tuple[float, float, float]  # T's upper tail: (u, shape, scale), see tail_law
     threshold: float
 
     def p_value(self, statistic: float) -> float:
-        return tail_sf(statistic, self.gev)
+        return tail_sf(statistic, self.tail)
 
 
 @dataclass(frozen=True)
@@ -76,18 +77,6 @@ class DriftTest:
     drifted_columns: tuple[str, ...]
     z: dict[str, float]
 
-    def to_dict(self, calibration: DriftCalibration) -> dict[str, Any]:
-        return {
-            "method": "calibrated",
-            "statistic": round(self.statistic, 4),
-            "threshold": round(self.threshold, 4),
-            "p_value": self.p_value,
-            "false_alarm_rate": calibration.false_alarm_rate,
-            "rows_compared": self.rows,
-            "calibration_windows": calibration.band(self.rows).windows,  # type: ignore[union-attr]
-            "column_z": {c: round(v, 3) for c, v in sorted(self.z.items())},
-        }
-
 
 class ColumnDistances:
     """The per-column log distance of a sample to a reference sample (prepared once)."""
@@ -96,12 +85,10 @@ class ColumnDistances:
         self, reference: pd.DataFrame, numerical: Sequence[str], categorical: Sequence[str]
     ) -> None:
         self.numerical, self.categorical = tuple(numerical), tuple(categorical)
-        self.sorted: dict[str, np.ndarray] = {}
-        for c in self.numerical:
-            v = pd.to_numeric(reference[c], errors="coerce").to_numpy(dtype=float)
-            self.sorted[c] = np.sort(v[~np.isnan(v)])
+        cols = window_columns(reference, numerical, categorical)
+        self.sorted = {c: np.sort(cols[c][~np.isnan(cols[c])]) for c in self.numerical}
         self.shares: dict[str, dict[str, int]] = {
-            c: reference[c].astype(str).value_counts().to_dict() for c in self.categorical
+            c: pd.Series(cols[c]).value_counts().to_dict() for c in self.categorical
         }
 
     def of(self, window: Mapping[str, np.ndarray], rows: int | None = None) -> dict[str, float]:
@@ -158,9 +145,11 @@ def chi_square(
     return float(((observed - expected) ** 2 / expected).sum())
 
 
-def hash_order(event_ids: Sequence[str]) -> list[int]:
-    """Positions of ``event_ids`` in the monitor's bottom-k order (stable key, then id)."""
-    return sorted(range(len(event_ids)), key=lambda i: (stable_key(event_ids[i]), event_ids[i]))
+def hash_order(event_ids: np.ndarray) -> np.ndarray:
+    """Positions of ``event_ids`` (strings) in the monitor's bottom-k order (stable key, then
+    id; ``udfs.drift_sample.bottom_k``)."""
+    keys = np.array([stable_key(i) for i in event_ids], dtype=np.int64)
+    return np.lexsort((event_ids, keys))
 
 
 @dataclass(frozen=True)
@@ -207,7 +196,7 @@ class DriftCalibration:
                 rows=int(b["rows"]),
                 windows=int(b["windows"]),
                 columns={c: ColumnLaw(**law) for c, law in b["columns"].items()},
-                gev=tuple(b["gev"]),  # type: ignore[arg-type]
+                tail=tuple(b["tail"]),  # type: ignore[arg-type]
                 threshold=float(b["threshold"]),
             )
             for b in d["bands"]
@@ -259,7 +248,6 @@ def clean_windows(
         return []
     t = rows[time_col].to_numpy(dtype=np.int64)
     ids = rows[id_col].astype(str).to_numpy(dtype=object)
-    keys = np.array([stable_key(i) for i in ids], dtype=np.int64)
     cols = window_columns(rows, numerical, categorical)
     start = int(t.min()) + warmup_ms
     out = []
@@ -273,7 +261,7 @@ def clean_windows(
             idx = order[bounds[w] : bounds[w + 1]]
             if len(idx) == 0:
                 continue
-            idx = idx[np.lexsort((ids[idx], keys[idx]))]
+            idx = idx[hash_order(ids[idx])]
             out.append({c: v[idx] for c, v in cols.items()})
     return out
 
@@ -307,9 +295,8 @@ def calibrate(
             break
         stats = np.array([max(standardised(lg, laws).values(), default=-math.inf) for lg in logs])
         stats = stats[np.isfinite(stats)]
-        gev = tail_law(stats)
-        threshold = float(tail_isf(inputs.false_alarm_rate, gev))
-        bands.append(Band(n, len(logs), laws, gev, threshold))  # type: ignore[arg-type]
+        tail = tail_law(stats)
+        bands.append(Band(n, len(logs), laws, tail, tail_isf(inputs.false_alarm_rate, tail)))
     t = rows[time_col] if len(rows) else pd.Series([0])
     return DriftCalibration(
         false_alarm_rate=inputs.false_alarm_rate,

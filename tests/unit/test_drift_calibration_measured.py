@@ -12,6 +12,7 @@ for rows it never saw). Minutes of generation and replay: marked ``slow``.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +137,6 @@ def test_false_alarm_and_detection_rates_on_fresh_runs(sc: Scenario):
         f"detected {detected:.1%} of {len(full)} at x{1 + DEMO_SHIFT:g} {sc.shift}, "
         f"{detected_half:.1%} of {len(half)} at x{1 + DEMO_SHIFT / 2:g}"
     )
-    from collections import Counter
-
     print("alarm columns", Counter(c for v in clean if v.drift for c in v.drifted_columns))
     assert len(clean) >= 1000
     assert alarms > 0 and lo <= alarms <= hi
