@@ -32,7 +32,7 @@ bench: setup
 ## All test tiers: unit (no JVM), Flink (MiniCluster), integration (real Kafka + Flink);
 ## the failure-injection tests (marker "slow") have their own target.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not soak"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not soak" --durations=25
 
 ## Failure injection and rescaling: kill -9 TaskManagers x3 over 100k events (arrival order at
 ## parallelism 1, event-time order at parallelism 2), kill -9 the broker mid-run, rescale

@@ -26,6 +26,9 @@ from rtml.cli.commands.job import JobTarget, jobs_metrics, jobs_stop, submit
 from rtml.cli.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
 from tests.integration.waiting import wait_for
+from udfs.drift_sample import DriftSample, bottom_k
+from udfs.sampling import stable_key
+from udfs.windows import window_start
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +64,7 @@ def _results(c) -> dict:
     drift = read_topic(c, t.drift)
     for d in drift:
         d.pop("report_id", None)
+    _check_samples(c, scores, drift)
     return {
         "n_scores": len(scores),
         "scores": {s["event_id"]: _rounded(s) for s in scores},
@@ -71,13 +75,48 @@ def _results(c) -> dict:
     }
 
 
+def _check_samples(c, scores: list[dict], drift: list[dict]) -> None:
+    """Each drift event's sample against the run's own scored events (computed here, apart
+    from the job): the window's event count and the digest of its bottom-k event ids. A run
+    whose monitor saw other events than it scored fails here, named, before any comparison."""
+    size, cap = c.monitoring.window_ms, c.monitoring.drift_sample_cap
+    windows: dict[int, list] = {}
+    for s in scores:
+        eid = str(s[c.schema.event_id])
+        windows.setdefault(window_start(s[c.schema.event_time], size), []).append(
+            (stable_key(eid), eid, None)
+        )
+    for d in drift:
+        rows = windows.get(d["window_start"], [])
+        expected = DriftSample(cap, bottom_k(rows, cap), len(rows))
+        seen = (d["window_events"], d["sample_ids_crc32"])
+        assert seen == (expected.seen, expected.ids_digest()), (
+            f"{c.kafka.topics.drift}: window {d['window_start']} sampled {seen} (events, ids "
+            f"digest), its scored events give {(expected.seen, expected.ids_digest())}"
+        )
+
+
 def _assert_same(got: dict, ref: dict) -> None:
     if got != ref:
         _report_diff(got, ref)
     assert got["scores"] == ref["scores"]
     assert got["fairness"] == ref["fairness"]
-    assert got["drift"] == ref["drift"]
+    assert got["drift"] == ref["drift"], _drift_outline(got, ref)
     assert got == ref
+
+
+def _drift_outline(got: dict, ref: dict) -> str:
+    """Per drift window, the figures that tell a different sample from a different verdict
+    (got vs reference): status, rows, events seen, the sampled ids' digest, drift share."""
+    keys = ("status", "rows", "window_events", "sample_ids_crc32", "drift_share")
+    lines = [f"drift events: got {got['n_drift']}, reference {ref['n_drift']}"]
+    for ws in sorted(set(got["drift"]) | set(ref["drift"])):
+        g, r = got["drift"].get(ws, {}), ref["drift"].get(ws, {})
+        mark = "" if g == r else "  <-- differs"
+        lines.append(
+            f"{ws}: got {[g.get(k) for k in keys]} reference {[r.get(k) for k in keys]}{mark}"
+        )
+    return "\n".join(lines)
 
 
 def _report_diff(got: dict, ref: dict) -> None:
