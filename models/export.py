@@ -16,7 +16,8 @@ import pandas as pd
 from models.estimators import register_onnx_converter
 from models.store.metadata import ModelInput, ModelMetadata
 from models.store.registry import CARD_FILE, METADATA_FILE, MODEL_FILE, ModelVersion, Registry
-from models.train import frame_for_model
+from models.train import SCORE_COLUMN, frame_for_model
+from rtml.core.config import JobConfig
 from rtml.core.errors import ModelError, ParityError
 from udfs.scoring import OnnxScorer
 
@@ -223,6 +224,28 @@ def _quantized(
     return q_bytes, par
 
 
+def _drift_calibration(
+    cfg: JobConfig, artifacts: Path, info: dict[str, Any], inputs: tuple[ModelInput, ...], progress
+) -> dict[str, Any] | None:
+    """The calibrated drift test as metadata (``models.drift_history``), or None."""
+    from models.drift_history import fit_calibration
+
+    reference = pd.read_parquet(artifacts / "reference.parquet")
+    cal = fit_calibration(cfg, artifacts, reference, inputs, SCORE_COLUMN)
+    if cal is None:
+        why = info.get("drift_calibration_rows", {}).get(
+            "skipped", "no row band of the history had enough clean windows"
+        )
+        progress(f"drift verdicts by [monitoring] drift_share, uncalibrated: {why}")
+        return None
+    bands = ", ".join(f"{b.rows} rows: {b.threshold:.2f}" for b in cal.bands)
+    progress(
+        f"drift test calibrated on {cal.history['windows']} clean windows at "
+        f"{cal.false_alarm_rate:.1%} false alarms per window (thresholds by rows compared: {bands})"
+    )
+    return cal.to_dict()
+
+
 def export(
     artifacts: Path,
     registry: Registry,
@@ -231,9 +254,12 @@ def export(
     progress=print,
     quantize_tolerance: float | None = None,
     rows_done: Callable[[int, int], None] | None = None,
+    cfg: JobConfig | None = None,
 ) -> ModelVersion:
     """Convert, check parity, publish. With ``quantize_tolerance`` the registered graph is
-    the int8-quantized one, held to that (looser) parity with the original model."""
+    the int8-quantized one, held to that (looser) parity with the original model. With the
+    job's ``cfg``, the drift test is calibrated on the training's clean history, when it
+    kept one (``models.drift_history``), and stored in the metadata."""
     import joblib
 
     info_path = artifacts / "training.json"
@@ -260,6 +286,9 @@ def export(
         )
     import hashlib
 
+    calibration = None
+    if cfg is not None:
+        calibration = _drift_calibration(cfg, artifacts, info, inputs, progress)
     name = info["model_name"]
     version = registry.next_version(name)
     meta = ModelMetadata(
@@ -282,6 +311,7 @@ def export(
             "source": info.get("source", {"kind": "events"}),
         },
         parity=par,
+        drift_calibration=calibration,
     )
     ref = io.BytesIO((artifacts / "reference.parquet").read_bytes())
     registry.publish(

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import LABEL_COLUMN, fingerprint
+from models.drift_history import CALIBRATION_FILE, calibration_rows
 from models.estimators import SCALED, make_classifier
 from models.reweighing import reweighing_weights
 from models.store.metadata import ModelInput
@@ -174,6 +175,25 @@ def train(
     ref[SCORE_COLUMN] = pipe.predict_proba(frame_for_model(ref, inputs))[:, 1]
     cols = [i.name for i in inputs] + [SCORE_COLUMN] + (["__group__"] if "__group__" in ref else [])
     ref[cols].to_parquet(out_dir / "reference.parquet", index=False)
+    calibration, calibration_summary = calibration_rows(
+        cfg,
+        train_df,
+        metrics["split"]["holdout_from_ms"],
+        lambda: make_pipeline(inputs, seed, estimator),
+        lambda rows: frame_for_model(rows, inputs),
+        inputs,
+        SCORE_COLUMN,
+        fit_params,
+    )
+    (out_dir / CALIBRATION_FILE).unlink(missing_ok=True)  # an earlier training's
+    if calibration is not None:
+        calibration.to_parquet(out_dir / CALIBRATION_FILE, index=False)
+        progress(
+            f"kept {len(calibration)} training rows with out-of-fold scores for the drift "
+            f"calibration ({calibration_summary['clean_windows']} clean windows)"
+        )
+    else:
+        progress(f"no drift calibration: {calibration_summary['skipped']}")
     info = {
         "model_name": cfg.model.name,
         "framework": _framework(pipe.named_steps["clf"]),
@@ -186,6 +206,7 @@ def train(
         "sensitive_attribute": cfg.schema.sensitive_attribute,
         "metrics": metrics,
         "mitigation": mitigation,
+        "drift_calibration_rows": calibration_summary,
         "source": source or {"kind": "events"},
     }
     (out_dir / "training.json").write_text(json.dumps(info, indent=2))

@@ -78,3 +78,9 @@ def all_faults(reg: Registry, good: ModelVersion, numeric_input: str) -> dict[st
         "renamed_input": renamed_input(reg, good, numeric_input, numeric_input + "_usd"),
         "wrong_input_type": wrong_input_type(reg, good, numeric_input),
     }
+
+
+def with_metadata(reg: Registry, good: ModelVersion, **meta) -> str:
+    """Not a fault: the same model under a new version whose metadata differs (``meta``),
+    e.g. one exported with a calibrated drift test."""
+    return _publish(reg, good, good.onnx_path.read_bytes(), **meta)

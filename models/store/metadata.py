@@ -33,6 +33,9 @@ class ModelMetadata:
     training: dict[str, Any] = field(default_factory=dict)  # rows, fingerprint, metrics
     parity: dict[str, Any] = field(default_factory=dict)  # max_abs_diff, rows, tolerance
     reference_file: str = "reference.parquet"
+    # the calibrated drift test (udfs.drift_calibration.DriftCalibration.to_dict), when the
+    # training history gave enough clean windows; None: the monitor's verdict is drift_share
+    drift_calibration: dict[str, Any] | None = None
 
     @property
     def input_names(self) -> tuple[str, ...]:

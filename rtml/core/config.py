@@ -172,6 +172,11 @@ class ModelSettings:
     favourable_outcome: int = 0  # the prediction that is good for the subject (0 = not flagged)
 
 
+# the calibrated drift threshold is a quantile of a tail fitted to the clean windows' top
+# 10% (udfs.drift_calibration.TAIL_SHARE): a stated rate must lie inside that tail
+MAX_FALSE_ALARM_RATE = 0.1
+
+
 @dataclass(frozen=True)
 class MonitoringSettings:
     window_ms: int
@@ -182,6 +187,9 @@ class MonitoringSettings:
     drift_min_rows: int = 100
     drift_sample_cap: int = 2000
     drift_share: float = 0.5
+    # the calibrated drift verdict's false alarms per clean window (udfs.drift_calibration),
+    # calibrated at export where the training history is long enough
+    drift_false_alarm_rate: float = 0.01
     project: str = "rtml"
     # model quality per window from the joined labels (udfs/quality.py): labelled predictions
     # kept per window (a uniform sample above it), and the AUC alert's margin under held-out
@@ -602,6 +610,7 @@ def _parse_config(raw: dict, source: str) -> JobConfig:
         drift_min_rows=_int(mo, "drift_min_rows", 100),
         drift_sample_cap=_int(mo, "drift_sample_cap", 2000),
         drift_share=float(_number(mo, "drift_share", "[monitoring]", 0.5)),
+        drift_false_alarm_rate=float(_number(mo, "drift_false_alarm_rate", "[monitoring]", 0.01)),
         project=_text(mo, "project", "[monitoring]", job.name),
         quality_sample_cap=_int(mo, "quality_sample_cap", 10_000),
         quality_auc_margin=float(_number(mo, "quality_auc_margin", "[monitoring]", 0.05)),
@@ -616,6 +625,12 @@ def _parse_config(raw: dict, source: str) -> JobConfig:
         raise ConfigError(
             f"[monitoring] quality_auc_margin = {monitoring.quality_auc_margin} is not in [0, 1)",
             hint="the AUC drop under the held-out AUC that raises an alert, e.g. 0.05",
+        )
+    if not 0 < monitoring.drift_false_alarm_rate < MAX_FALSE_ALARM_RATE:
+        raise ConfigError(
+            f"[monitoring] drift_false_alarm_rate = {monitoring.drift_false_alarm_rate} is not "
+            f"in (0, {MAX_FALSE_ALARM_RATE})",
+            hint="the share of clean windows the drift verdict may flag, e.g. 0.01 (the default)",
         )
     if monitoring.slide_ms <= 0 or monitoring.window_ms % monitoring.slide_ms:
         raise ConfigError(

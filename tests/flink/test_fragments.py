@@ -314,6 +314,9 @@ def test_monitors_fairness_equals_fairlearn_and_drift_after_the_change(
 
     verdicts = _verdicts(got)
     assert len(verdicts) == len(by_window)
+    # v1 was exported from a short history: no calibrated test, Evidently's share decides
+    evaluated = [d for d in map(json.loads, got["drift"]) if "drift_share" in d]
+    assert evaluated and {d["verdict"] for d in evaluated} == {"uncalibrated"}
     start = verdicts[0][0]
     for ws, status, columns, *_ in verdicts:
         hours = (ws - start) / 3_600_000
@@ -371,3 +374,78 @@ def test_monitors_give_the_same_reports_at_parallelism_1_and_2(monitored):
     assert _verdicts(one) == _verdicts(two)
     sampled = [v for v in _verdicts(one) if v[5] > DRIFT_CAP]
     assert len(sampled) >= 3 and all(v[4] == DRIFT_CAP for v in sampled)
+
+
+def _calibration_for(good) -> dict:
+    """A calibrated drift test for the version's columns, with stated laws (every column's log
+    distance ~ N(-2.3, 0.3), an exponential tail over 1.0): the operator must apply it as is."""
+    from udfs.drift_calibration import Band, ColumnLaw, DriftCalibration, tail_isf
+
+    inputs = good.metadata.inputs
+    nums = tuple(i.name for i in inputs if i.type != "string") + ("score",)
+    cats = tuple(i.name for i in inputs if i.type == "string")
+    laws = {c: ColumnLaw(-2.3, 0.3) for c in nums + cats}
+    tail = (1.0, 0.0, 0.5)
+    bands = tuple(Band(n, 1000, laws, tail, tail_isf(0.01, tail)) for n in (100, DRIFT_CAP))
+    return DriftCalibration(0.01, 6 * 3_600_000, DRIFT_CAP, nums, cats, bands).to_dict()
+
+
+def test_a_version_with_a_calibrated_test_gets_its_verdict_at_parallelism_2(
+    cfg, models, scored_p1, tmp_path
+):
+    """The same model republished with a calibrated drift test in its metadata, the scores
+    attributed to it: every evaluated window's drift event carries that test's statistic,
+    threshold and p-value, equal to the test applied offline to the window's bottom-k sample
+    of the scored events, and the window's status follows the calibrated verdict."""
+    import pandas as pd
+
+    from flink_jobs.graph import check_model
+    from models.store.registry import Registry
+    from tests import model_faults
+    from udfs.drift_sample import bottom_k
+    from udfs.drift_verdict import CalibratedDrift
+    from udfs.sampling import stable_key
+
+    reg = Registry(models.registry)
+    good = reg.resolve(cfg.model.name, models.v1)
+    stored = _calibration_for(good)
+    version = model_faults.with_metadata(reg, good, drift_calibration=stored)
+    c = replace(cfg, monitoring=replace(cfg.monitoring, drift_sample_cap=DRIFT_CAP))
+    env, c, opts = job(c, models, 2, part="monitoring", workspace=str(tmp_path))
+    opts = replace(opts, model_version=version)
+    scores = [json.loads(s) | {"model_version": version} for s in scored_p1[0]["scores"]]
+    inputs = {
+        "scores": [json.dumps(s) for s in scores],
+        "labels": [json.dumps(lab) for lab in scored_p1[3].labels],
+    }
+    got = run_at_once(env, monitoring(c, opts, check_model(c, opts)), inputs)
+
+    test = CalibratedDrift.of(
+        stored,
+        pd.read_parquet(good.reference_path),
+        stored["numerical"],
+        stored["categorical"],
+    )
+    size = c.monitoring.window_ms
+    windows = collections.defaultdict(list)
+    for s in scores:
+        row = dict(s["inputs"]) | {"score": s["score"]}
+        windows[s["event_time"] - s["event_time"] % size].append(
+            (stable_key(s["event_id"]), s["event_id"], row)
+        )
+    drift = [json.loads(d) for d in got["drift"]]
+    evaluated = [d for d in drift if d["status"] in ("ok", "drift", "warmup")]
+    assert len(evaluated) >= 5
+    for d in evaluated:
+        want = test.verdict([r for *_, r in bottom_k(windows[d["window_start"]], DRIFT_CAP)])
+        assert d["verdict"] == "calibrated" and d["rows_compared"] == want["rows_compared"]
+        assert d["statistic"] == pytest.approx(want["statistic"], abs=1e-9)
+        assert (d["threshold"], d["false_alarm_rate"]) == (want["threshold"], 0.01)
+        assert d["p_value"] == pytest.approx(want["p_value"], abs=1e-12)
+        assert d["calibrated_drifted_columns"] == want["calibrated_drifted_columns"]
+        if d["status"] != "warmup":
+            assert d["dataset_drift"] is want["dataset_drift"]
+            assert d["status"] == ("drift" if want["dataset_drift"] else "ok")
+    assert {d["status"] for d in evaluated} >= {"warmup", "drift"}
+    alerts = [a for a in map(json.loads, got["alerts"]) if a["type"] == "drift"]
+    assert alerts and all(a["verdict"] == "calibrated" for a in alerts)

@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from rtml.core.config import load_config, parse_config, parse_duration
+from rtml.core.config import MAX_FALSE_ALARM_RATE, load_config, parse_config, parse_duration
 from rtml.core.errors import ConfigError
 from tests.conftest import DEMO_CONFIG
 
@@ -101,6 +101,9 @@ def test_durations(text, ms):
         (lambda r: r["schema"].update(sensitive_attribute=[]), "list of distinct"),
         (lambda r: r["monitoring"].update(quality_sample_cap=10), "quality_sample_cap = 10"),
         (lambda r: r["monitoring"].update(quality_auc_margin=1.5), "quality_auc_margin"),
+        (lambda r: r["monitoring"].update(drift_false_alarm_rate=0.2), "not in (0, 0.1)"),
+        (lambda r: r["monitoring"].update(drift_false_alarm_rate=0), "drift_false_alarm_rate"),
+        (lambda r: r["monitoring"].update(drift_false_alarm_rate="1%"), "not a number"),
     ],
 )
 def test_mistakes_are_explained(mutate, message):
@@ -192,3 +195,10 @@ def test_several_sensitive_fields():
     s = parse_config(r).schema
     assert s.sensitive_attribute == "age_band" and s.more_sensitive == ("country",)
     assert s.sensitive_attributes == ("age_band", "country")
+
+
+def test_the_drift_false_alarm_rate_defaults_to_one_percent_inside_the_fitted_tail():
+    from udfs.drift_calibration import TAIL_SHARE
+
+    assert parse_config(raw()).monitoring.drift_false_alarm_rate == 0.01
+    assert MAX_FALSE_ALARM_RATE == TAIL_SHARE

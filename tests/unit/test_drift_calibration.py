@@ -4,6 +4,10 @@ fitted threshold gives the stated false-alarm rate, where textbook p-values do n
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from models.drift_history import (
+    CALIBRATION_FILE,
+    calibration_rows,
+    clean_window_count,
+    fit_calibration,
+)
+from models.store.metadata import ModelInput, ModelMetadata
+from rtml.core.config import load_config
 from udfs.drift_calibration import (
     CalibrationInputs,
     ColumnDistances,
@@ -23,8 +35,10 @@ from udfs.drift_calibration import (
     ks_statistic,
 )
 from udfs.drift_sample import bottom_k
+from udfs.drift_verdict import CALIBRATED, UNCALIBRATED, CalibratedDrift, with_verdict
 from udfs.sampling import stable_key
 
+ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3_600_000
 LEVELS = ["a", "b", "c", "d"]
 SHARES = [0.4, 0.3, 0.2, 0.1]
@@ -131,3 +145,96 @@ def test_calibration_round_trips_and_windows_below_the_smallest_band_get_none(ca
     window = _windows(_history(3, 80, seed=5))[0]
     assert back.test(dist, {c: v[:39] for c, v in window.items()}) is None
     assert back.test(dist, {c: v[:45] for c, v in window.items()}).rows == 40
+
+
+# the calibration as the product carries it: kept by training, fitted at export, stored in the
+# model metadata (JSON) and applied by the drift monitor to a window's sample rows
+
+
+def _sample_rows(frame: pd.DataFrame) -> list[dict]:
+    """A window's rows as the drift monitor holds them: dicts in bottom-k order."""
+    keyed = [
+        (stable_key(r["__event_id__"]), r["__event_id__"], r) for r in frame.to_dict("records")
+    ]
+    return [r for _, _, r in bottom_k(keyed, len(keyed))]
+
+
+def test_the_monitor_applies_the_stored_calibration_as_the_test_itself(calibrated):
+    cal, dist = calibrated
+    stored = json.loads(json.dumps(cal.to_dict()))  # as ModelMetadata.to_json writes it
+    assert ModelMetadata.__dataclass_fields__["drift_calibration"].default is None
+    ref = pd.DataFrame({"x": [0.0], "slow": [0.0], "level": ["a"]})
+    assert CalibratedDrift.of(None, ref, ["x", "slow"], ["level"]) is None
+    assert CalibratedDrift.of(stored, ref, ["x"], ["level"]) is None  # other columns
+    reference = _history(400, 80, seed=2).sample(2000, random_state=0)
+    test = CalibratedDrift.of(stored, reference, ["x", "slow"], ["level"])
+    hist = _history(3, 80, seed=6, shift=0.8)
+    t0 = hist["__event_time__"].min()  # clean_windows' first window starts at the first row
+    t = hist["__event_time__"]
+    window = hist[(t >= t0 + HOUR) & (t < t0 + 2 * HOUR)]
+    got = test.verdict(_sample_rows(window))
+    want = cal.test(dist, clean_windows(hist, ["x", "slow"], ["level"], HOUR, 0)[1])
+    assert got["verdict"] == CALIBRATED and got["dataset_drift"] is want.drift is True
+    assert (got["statistic"], got["threshold"], got["p_value"], got["rows_compared"]) == (
+        want.statistic,
+        want.threshold,
+        want.p_value,
+        want.rows,
+    )
+    assert got["calibrated_drifted_columns"] == list(want.drifted_columns)
+    assert got["false_alarm_rate"] == 0.05 and set(got["column_z"]) == {"x", "slow", "level"}
+    assert test.verdict(_sample_rows(window.iloc[:30])) is None  # below the smallest band
+    summary = {"drift_share": 0.2, "drifted_columns": ["x"], "dataset_drift": False, "rows": 30}
+    assert with_verdict(summary, got, 40)["dataset_drift"] is True
+    fallback = with_verdict(summary, None, 40)
+    assert fallback["verdict"] == UNCALIBRATED and fallback["dataset_drift"] is False
+    assert "smallest calibrated band (40)" in fallback["uncalibrated_reason"]
+    assert "uncalibrated_reason" not in with_verdict(summary, None, None)
+
+
+def test_training_keeps_a_long_history_and_export_calibrates_on_it(tmp_path):
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    base = load_config(ROOT / "deploy/configs/cards.toml")
+    cfg = replace(
+        base,
+        monitoring=replace(
+            base.monitoring, window_ms=HOUR, drift_min_rows=40, drift_false_alarm_rate=0.05
+        ),
+    )
+    inputs = (ModelInput("x", "float"), ModelInput("slow", "float"), ModelInput("level", "string"))
+    hist = _history(1300, 40, seed=7)
+    hist["__label__"] = hist["x"] + np.random.default_rng(0).normal(0, 1, len(hist)) > 1.5
+    hist["__label__"] = hist["__label__"].astype(int)
+
+    def make_pipe():
+        enc = make_column_transformer((OneHotEncoder(), ["level"]), remainder="passthrough")
+        return make_pipeline(enc, LogisticRegression())
+
+    def frame(rows):
+        return rows[["x", "slow", "level"]]
+
+    cut = int(hist["__event_time__"].iloc[int(len(hist) * 0.8)])
+    train, held = hist[hist["__event_time__"] < cut], hist[hist["__event_time__"] >= cut]
+    short, why = calibration_rows(
+        cfg, train.iloc[:2000], cut, make_pipe, frame, inputs, "score", {}
+    )
+    assert short is None and "1000 needed" in why["skipped"]
+    rows, summary = calibration_rows(cfg, train, cut, make_pipe, frame, inputs, "score", {})
+    warm = cfg.features.max_window_ms
+    assert rows["__event_time__"].max() < cut - warm and len(rows) == summary["rows"]
+    assert summary["clean_windows"] >= 1000 and rows["score"].between(0, 1).all()
+    # out of fold: not the scores of a model fitted on the same rows
+    fitted = make_pipe().fit(frame(rows), train.loc[rows.index, "__label__"])
+    assert not np.allclose(rows["score"], fitted.predict_proba(frame(rows))[:, 1])
+    rows.to_parquet(tmp_path / CALIBRATION_FILE, index=False)
+    reference = held.sample(1500, random_state=0).copy()
+    reference["score"] = fitted.predict_proba(frame(reference))[:, 1]
+    cal = fit_calibration(cfg, tmp_path, reference, inputs, "score")
+    assert cal.false_alarm_rate == 0.05 and [b.rows for b in cal.bands] == [40]
+    assert set(cal.numerical) == {"x", "slow", "score"} and cal.categorical == ("level",)
+    assert fit_calibration(cfg, tmp_path / "none", reference, inputs, "score") is None
+    assert clean_window_count(10 * HOUR, HOUR) == 18 and clean_window_count(HOUR, HOUR) == 0

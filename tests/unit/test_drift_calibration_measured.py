@@ -2,9 +2,9 @@
 calibrated on one clean history, then the false-alarm rate on at least 1,000 clean windows of
 another run, and the detection rate at the demo's shift and at half of it.
 
-Features come from the job's own feature code (``models.dataset.build_dataset``), scores from
-a model trained on the calibration history (out-of-fold scores on the rows calibrated on, as
-for rows it never saw). Minutes of generation and replay: marked ``slow``.
+Features come from the job's own feature code (``models.dataset.build_dataset``); the split,
+the calibration rows (out-of-fold scores) and the fit are the product's own
+(``models.drift_history``, as ``rtml train`` and ``rtml export`` call it). Minutes of generation and replay: marked ``slow``.
 
     .venv/bin/python -m pytest -s -m slow tests/unit/test_drift_calibration_measured.py
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +22,13 @@ import pytest
 from scipy import stats
 
 from models.dataset import build_dataset
+from models.drift_history import CALIBRATION_FILE, calibration_rows, fit_calibration
 from models.train import frame_for_model, make_pipeline, model_inputs
 from rtml.cli.commands.data import scenario_options
 from rtml.cli.scenarios.cards import HOUR_MS, generate
 from rtml.core.config import JobConfig, load_config
 from tests.integration.trips.generator import trips
-from udfs.drift_calibration import (
-    CalibrationInputs,
-    ColumnDistances,
-    calibrate,
-    clean_windows,
-)
+from udfs.drift_calibration import ColumnDistances, clean_windows
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,26 +89,43 @@ def _columns(cfg: JobConfig) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.name)
-def test_false_alarm_and_detection_rates_on_fresh_runs(sc: Scenario):
-    from sklearn.model_selection import cross_val_predict
-
-    cfg = load_config(sc.config)
+def test_false_alarm_and_detection_rates_on_fresh_runs(sc: Scenario, tmp_path):
+    base = load_config(sc.config)
+    cfg = replace(
+        base,
+        monitoring=replace(
+            base.monitoring,
+            window_ms=sc.window_ms,
+            drift_min_rows=50,
+            drift_sample_cap=2000,
+            drift_false_alarm_rate=RATE,
+        ),
+    )
     inputs = model_inputs(cfg)
     warmup = cfg.features.max_window_ms
     hist = build_sorted(sc.frame(cfg, seed=101, hours=sc.history_hours))
-    cut = hist["__event_time__"].iloc[int(len(hist) * 0.8)]
-    train = hist[hist["__event_time__"] < cut - warmup].copy()  # no state shared with the reference
+    # as `rtml train` splits (the latest 20% held out) and keeps the calibration rows, and as
+    # `rtml export` calibrates on them (models.drift_history)
+    cut = int(hist["__event_time__"].iloc[int(len(hist) * 0.8)])
+    train = hist[hist["__event_time__"] < cut]
     held = hist[hist["__event_time__"] >= cut].copy()
     pipe = make_pipeline(inputs, seed=0)
-    x_train, y_train = frame_for_model(train, inputs), train["__label__"].to_numpy()
-    train[SCORE] = cross_val_predict(pipe, x_train, y_train, cv=5, method="predict_proba")[:, 1]
-    pipe.fit(x_train, y_train)
+    pipe.fit(frame_for_model(train, inputs), train["__label__"].to_numpy())
+    rows, _ = calibration_rows(
+        cfg,
+        train,
+        cut,
+        lambda: make_pipeline(inputs, seed=0),
+        lambda r: frame_for_model(r, inputs),
+        inputs,
+        SCORE,
+        {},
+    )
+    rows.to_parquet(tmp_path / CALIBRATION_FILE, index=False)
     reference = held.sample(n=2000, random_state=0)
     reference[SCORE] = pipe.predict_proba(frame_for_model(reference, inputs))[:, 1]
     nums, cats = _columns(cfg)
-    cal = calibrate(
-        train, reference, nums, cats, CalibrationInputs(RATE, sc.window_ms, 50, 2000, warmup)
-    )
+    cal = fit_calibration(cfg, tmp_path, reference, inputs, SCORE)
     distances = ColumnDistances(reference, nums, cats)
 
     def verdicts(seed: int, hours: float, drift: float = 0.0):

@@ -98,3 +98,19 @@ def test_arguments_are_checked_in_one_line():
     assert _since(str(T0)) == T0
     with pytest.raises(ConfigError, match="is not a time"):
         _since("yesterday")
+
+
+def test_a_drift_breach_says_what_made_the_verdict():
+    plain = drift(0, "drift")
+    calibrated = plain | {
+        "verdict": "calibrated",
+        "p_value": 0.0004,
+        "false_alarm_rate": 0.01,
+        "calibrated_drifted_columns": ["amount", "score"],
+    }
+    v = Verdicts(fairness=[], drift=[plain, calibrated | {"window_start": T0 + 6 * H}])
+    a, b = breaches(v, ("drift",))
+    assert a.detail == "drift share 0.50 (amount)"
+    assert b.detail == (
+        "calibrated test p = 0.0004 (threshold at 1% false alarms per clean window) (amount, score)"
+    )

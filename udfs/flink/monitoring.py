@@ -232,6 +232,7 @@ class DriftReportFunction(KeyedProcessFunction):
         self.reg = Registry(Path(self.registry))
         self.model_version = self.reg.resolve(self.cfg.model.name, self.version).metadata.version
         self.monitors = {}  # version -> DriftMonitor: a cache of registry files, not state
+        self.calibrated = {}  # version -> its calibrated test (CalibratedDrift) or None: same
         self._monitor(self.model_version)  # the starting version's reference must load
 
     def _monitor(self, version: str):
@@ -240,12 +241,17 @@ class DriftReportFunction(KeyedProcessFunction):
             import pandas as pd
 
             from udfs.drift import DriftColumns, DriftMonitor, ReportWorkspace
+            from udfs.drift_verdict import CalibratedDrift
 
             mv = self.reg.resolve(self.cfg.model.name, version)
             cats = tuple(i.name for i in mv.metadata.inputs if i.type == "string")
             nums = tuple(i.name for i in mv.metadata.inputs if i.type != "string") + ("score",)
+            reference = pd.read_parquet(mv.reference_path)
+            self.calibrated[version] = CalibratedDrift.of(
+                mv.metadata.drift_calibration, reference, nums, cats
+            )
             self.monitors[version] = DriftMonitor(
-                pd.read_parquet(mv.reference_path),
+                reference,
                 DriftColumns(nums, cats),
                 self.cfg.monitoring.drift_share,
                 ReportWorkspace(
@@ -311,8 +317,16 @@ class DriftReportFunction(KeyedProcessFunction):
                 }
             )
             return
+        from udfs.drift_verdict import with_verdict
+
         summary = monitor.evaluate(rows, ws, ws + self.size, version)
         summary.update(head)
+        calibrated = self.calibrated.get(version)
+        summary = with_verdict(
+            summary,
+            None if calibrated is None else calibrated.verdict(rows),
+            None if calibrated is None else calibrated.calibration.bands[0].rows,
+        )
         if warm:
             summary["status"] = "warmup"
             summary["dataset_drift"] = None
@@ -328,7 +342,11 @@ class DriftReportFunction(KeyedProcessFunction):
                         "window": summary["window"],
                         "window_start": ws,
                         "drift_share": summary["drift_share"],
-                        "drifted_columns": summary["drifted_columns"],
+                        "verdict": summary["verdict"],
+                        "p_value": summary.get("p_value"),
+                        "drifted_columns": summary.get(
+                            "calibrated_drifted_columns", summary["drifted_columns"]
+                        ),
                         "report_id": summary.get("report_id"),
                         "model_version": version,
                     }

@@ -254,6 +254,7 @@ def export_model(
         progress=lambda m: say(f"    {m}"),
         quantize_tolerance=quantize_tolerance,
         rows_done=rows_done,
+        cfg=cfg,
     )
     say(
         f"    registered {mv.metadata.name} v{mv.metadata.version} at {mv.path}{' (current)' if make_current else ''}"

@@ -512,7 +512,8 @@ def draft(rows: list[dict[str, Any]], choices: Choices, source: Path) -> tuple[s
         "four_fifths = 0.8",
         "drift_min_rows = 100",
         "drift_sample_cap = 2000",
-        "drift_share = 0.3",
+        "drift_share = 0.3                 # the verdict of a model too short-trained to calibrate",
+        "drift_false_alarm_rate = 0.01     # the calibrated verdict's false alarms per clean window",
         f"project = {_toml(name)}",
     ]
     text = "\n".join(L) + "\n"

@@ -81,6 +81,21 @@ def print_table(v: Verdicts) -> None:
         )
 
 
+def drift_detail(d: dict) -> str:
+    """What made a window's drift verdict: the calibrated test's p-value against its stated
+    false-alarm rate, or (uncalibrated) Evidently's share of drifted columns."""
+    if d.get("verdict") == "calibrated":
+        cols = ", ".join(d.get("calibrated_drifted_columns") or [])
+        head = (
+            f"calibrated test p = {d['p_value']:.2g} (threshold at "
+            f"{d['false_alarm_rate']:.0%} false alarms per clean window)"
+        )
+    else:
+        cols = ", ".join(d.get("drifted_columns") or [])
+        head = f"drift share {d.get('drift_share'):.2f}"
+    return head + (f" ({cols})" if cols else "")
+
+
 @dataclass(frozen=True)
 class Breach:
     kind: str  # "drift", "fairness" or "quality"
@@ -112,15 +127,13 @@ def breaches(
     if "drift" in kinds:
         for d in v.drift:
             if d.get("status") == "drift" and in_scope(d):
-                cols = ", ".join(d.get("drifted_columns") or [])
-                share = d.get("drift_share")
                 out.append(
                     Breach(
                         "drift",
                         d.get("window", str(d["window_start"])),
                         d["window_start"],
                         d.get("model_version"),
-                        f"drift share {share:.2f}" + (f" ({cols})" if cols else ""),
+                        drift_detail(d),
                     )
                 )
     if "fairness" in kinds:
