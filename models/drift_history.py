@@ -24,24 +24,20 @@ import pandas as pd
 from models.dataset import LABEL_COLUMN
 from models.store.metadata import ModelInput
 from rtml.core.config import JobConfig
+from udfs.drift import DriftColumns
 from udfs.drift_calibration import (
     MIN_WINDOWS,
     STRIDES,
     CalibrationInputs,
     DriftCalibration,
     calibrate,
+    clean_window_count,
 )
 
 CALIBRATION_FILE = "calibration.parquet"
 FOLDS = 5
 TIME_COLUMN = "__event_time__"
 ID_COLUMN = "__event_id__"
-
-
-def clean_window_count(span_ms: int, window_ms: int) -> int:
-    """The clean windows a warmed-up span of history gives (``clean_windows``: STRIDES
-    offsets per window length, the last window of each cut short and dropped)."""
-    return STRIDES * max(0, span_ms // window_ms - 1)
 
 
 def calibration_rows(
@@ -86,15 +82,6 @@ def calibration_rows(
     return out, summary
 
 
-def drift_columns(inputs: tuple[ModelInput, ...], score_column: str) -> tuple[list, list]:
-    """(numerical, categorical) columns of the drift test: the model inputs and the score,
-    as the drift monitor compares them."""
-    return (
-        [i.name for i in inputs if i.type != "string"] + [score_column],
-        [i.name for i in inputs if i.type == "string"],
-    )
-
-
 def fit_calibration(
     cfg: JobConfig,
     artifacts: Path,
@@ -108,13 +95,13 @@ def fit_calibration(
     path = artifacts / CALIBRATION_FILE
     if not path.exists():
         return None
-    nums, cats = drift_columns(inputs, score_column)
+    columns = DriftColumns.of(inputs, score_column)
     m = cfg.monitoring
     cal = calibrate(
         pd.read_parquet(path),
         reference,
-        nums,
-        cats,
+        columns.numerical,
+        columns.categorical,
         CalibrationInputs(
             m.drift_false_alarm_rate,
             m.window_ms,

@@ -15,17 +15,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from udfs.windows import iso
+
+if TYPE_CHECKING:
+    from models.store.metadata import ModelInput
 
 
 @dataclass(frozen=True)
 class DriftColumns:
     numerical: tuple[str, ...]
     categorical: tuple[str, ...]
+
+    @classmethod
+    def of(cls, inputs: Sequence[ModelInput], score: str = "score") -> DriftColumns:
+        """The columns drift compares for a model: its inputs (strings categorical) and
+        its score."""
+        return cls(
+            tuple(i.name for i in inputs if i.type != "string") + (score,),
+            tuple(i.name for i in inputs if i.type == "string"),
+        )
 
     @property
     def all(self) -> tuple[str, ...]:

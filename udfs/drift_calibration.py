@@ -233,6 +233,12 @@ def window_length(window: Mapping[str, np.ndarray]) -> int:
     return len(next(iter(window.values()))) if window else 0
 
 
+def clean_window_count(span_ms: int, window_ms: int) -> int:
+    """How many windows ``clean_windows`` gives over a warmed-up span: ``STRIDES`` offsets
+    per window length, the last window of each cut short and dropped."""
+    return STRIDES * max(0, span_ms // window_ms - 1)
+
+
 def clean_windows(
     rows: pd.DataFrame,
     numerical: Sequence[str],

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from udfs.drift import DriftColumns
 from udfs.drift_calibration import ColumnDistances, DriftCalibration, window_columns
 
 CALIBRATED = "calibrated"
@@ -29,18 +30,16 @@ class CalibratedDrift:
 
     @classmethod
     def of(
-        cls,
-        stored: Mapping[str, Any] | None,
-        reference: pd.DataFrame,
-        numerical: Sequence[str],
-        categorical: Sequence[str],
+        cls, stored: Mapping[str, Any] | None, reference: pd.DataFrame, columns: DriftColumns
     ) -> CalibratedDrift | None:
         """From a version's metadata (``drift_calibration``); None when it has none, or one
         for other columns than the monitor compares (then the verdict is uncalibrated)."""
         if not stored:
             return None
         cal = DriftCalibration.from_dict(stored)
-        if set(cal.numerical) != set(numerical) or set(cal.categorical) != set(categorical):
+        if set(cal.numerical) != set(columns.numerical) or set(cal.categorical) != set(
+            columns.categorical
+        ):
             return None
         return cls(cal, reference)
 
@@ -67,18 +66,23 @@ class CalibratedDrift:
 
 
 def with_verdict(
-    summary: dict[str, Any], calibrated: dict[str, Any] | None, smallest_band: int | None
+    summary: dict[str, Any],
+    test: CalibratedDrift | None,
+    rows: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """Evidently's summary (``drift_share``, ``drifted_columns``, ``dataset_drift`` by
-    drift_share) with the window's verdict: the calibrated one when there is one, else
-    Evidently's, marked uncalibrated (and why, when the version has a calibration)."""
+    drift_share) with the window's verdict: the version's calibrated test on the window's
+    sample ``rows`` when it has one that fits them, else Evidently's, marked uncalibrated
+    (and why, when the version has a calibration)."""
     out = dict(summary)
+    calibrated = None if test is None else test.verdict(rows)
     if calibrated is not None:
         out.update(calibrated)
         return out
     out["verdict"] = UNCALIBRATED
-    if smallest_band is not None:
+    if test is not None:
+        smallest = test.calibration.bands[0].rows
         out["uncalibrated_reason"] = (
-            f"{summary.get('rows')} rows, fewer than the smallest calibrated band ({smallest_band})"
+            f"{len(rows)} rows, fewer than the smallest calibrated band ({smallest})"
         )
     return out

@@ -402,6 +402,7 @@ def test_a_version_with_a_calibrated_test_gets_its_verdict_at_parallelism_2(
     from flink_jobs.graph import check_model
     from models.store.registry import Registry
     from tests import model_faults
+    from udfs.drift import DriftColumns
     from udfs.drift_sample import bottom_k
     from udfs.drift_verdict import CalibratedDrift
     from udfs.sampling import stable_key
@@ -423,8 +424,7 @@ def test_a_version_with_a_calibrated_test_gets_its_verdict_at_parallelism_2(
     test = CalibratedDrift.of(
         stored,
         pd.read_parquet(good.reference_path),
-        stored["numerical"],
-        stored["categorical"],
+        DriftColumns(tuple(stored["numerical"]), tuple(stored["categorical"])),
     )
     size = c.monitoring.window_ms
     windows = collections.defaultdict(list)

@@ -15,14 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from models.drift_history import (
-    CALIBRATION_FILE,
-    calibration_rows,
-    clean_window_count,
-    fit_calibration,
-)
+from models.drift_history import CALIBRATION_FILE, calibration_rows, fit_calibration
 from models.store.metadata import ModelInput, ModelMetadata
 from rtml.core.config import load_config
+from udfs.drift import DriftColumns
 from udfs.drift_calibration import (
     CalibrationInputs,
     ColumnDistances,
@@ -30,6 +26,7 @@ from udfs.drift_calibration import (
     band_rows,
     calibrate,
     chi_square,
+    clean_window_count,
     clean_windows,
     hash_order,
     ks_statistic,
@@ -164,10 +161,11 @@ def test_the_monitor_applies_the_stored_calibration_as_the_test_itself(calibrate
     stored = json.loads(json.dumps(cal.to_dict()))  # as ModelMetadata.to_json writes it
     assert ModelMetadata.__dataclass_fields__["drift_calibration"].default is None
     ref = pd.DataFrame({"x": [0.0], "slow": [0.0], "level": ["a"]})
-    assert CalibratedDrift.of(None, ref, ["x", "slow"], ["level"]) is None
-    assert CalibratedDrift.of(stored, ref, ["x"], ["level"]) is None  # other columns
+    columns = DriftColumns(("x", "slow"), ("level",))
+    assert CalibratedDrift.of(None, ref, columns) is None
+    assert CalibratedDrift.of(stored, ref, DriftColumns(("x",), ("level",))) is None  # others
     reference = _history(400, 80, seed=2).sample(2000, random_state=0)
-    test = CalibratedDrift.of(stored, reference, ["x", "slow"], ["level"])
+    test = CalibratedDrift.of(stored, reference, columns)
     hist = _history(3, 80, seed=6, shift=0.8)
     t0 = hist["__event_time__"].min()  # clean_windows' first window starts at the first row
     t = hist["__event_time__"]
@@ -185,11 +183,11 @@ def test_the_monitor_applies_the_stored_calibration_as_the_test_itself(calibrate
     assert got["false_alarm_rate"] == 0.05 and set(got["column_z"]) == {"x", "slow", "level"}
     assert test.verdict(_sample_rows(window.iloc[:30])) is None  # below the smallest band
     summary = {"drift_share": 0.2, "drifted_columns": ["x"], "dataset_drift": False, "rows": 30}
-    assert with_verdict(summary, got, 40)["dataset_drift"] is True
-    fallback = with_verdict(summary, None, 40)
+    assert with_verdict(summary, test, _sample_rows(window)) == summary | got
+    fallback = with_verdict(summary, test, _sample_rows(window.iloc[:30]))
     assert fallback["verdict"] == UNCALIBRATED and fallback["dataset_drift"] is False
     assert "smallest calibrated band (40)" in fallback["uncalibrated_reason"]
-    assert "uncalibrated_reason" not in with_verdict(summary, None, None)
+    assert "uncalibrated_reason" not in with_verdict(summary, None, _sample_rows(window))
 
 
 def test_training_keeps_a_long_history_and_export_calibrates_on_it(tmp_path):

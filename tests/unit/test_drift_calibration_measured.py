@@ -28,6 +28,7 @@ from rtml.cli.commands.data import scenario_options
 from rtml.cli.scenarios.cards import HOUR_MS, generate
 from rtml.core.config import JobConfig, load_config
 from tests.integration.trips.generator import trips
+from udfs.drift import DriftColumns
 from udfs.drift_calibration import ColumnDistances, clean_windows
 
 pytestmark = pytest.mark.slow
@@ -80,14 +81,6 @@ SCENARIOS = [
 DEMO_SHIFT = 0.8  # `rtml demo --drift-size` default: amounts x1.8
 
 
-def _columns(cfg: JobConfig) -> tuple[list[str], list[str]]:
-    inputs = model_inputs(cfg)
-    return (
-        [i.name for i in inputs if i.type != "string"] + [SCORE],
-        [i.name for i in inputs if i.type == "string"],
-    )
-
-
 @pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.name)
 def test_false_alarm_and_detection_rates_on_fresh_runs(sc: Scenario, tmp_path):
     base = load_config(sc.config)
@@ -124,7 +117,8 @@ def test_false_alarm_and_detection_rates_on_fresh_runs(sc: Scenario, tmp_path):
     rows.to_parquet(tmp_path / CALIBRATION_FILE, index=False)
     reference = held.sample(n=2000, random_state=0)
     reference[SCORE] = pipe.predict_proba(frame_for_model(reference, inputs))[:, 1]
-    nums, cats = _columns(cfg)
+    columns = DriftColumns.of(inputs, SCORE)
+    nums, cats = columns.numerical, columns.categorical
     cal = fit_calibration(cfg, tmp_path, reference, inputs, SCORE)
     distances = ColumnDistances(reference, nums, cats)
 

@@ -244,15 +244,14 @@ class DriftReportFunction(KeyedProcessFunction):
             from udfs.drift_verdict import CalibratedDrift
 
             mv = self.reg.resolve(self.cfg.model.name, version)
-            cats = tuple(i.name for i in mv.metadata.inputs if i.type == "string")
-            nums = tuple(i.name for i in mv.metadata.inputs if i.type != "string") + ("score",)
+            columns = DriftColumns.of(mv.metadata.inputs)
             reference = pd.read_parquet(mv.reference_path)
             self.calibrated[version] = CalibratedDrift.of(
-                mv.metadata.drift_calibration, reference, nums, cats
+                mv.metadata.drift_calibration, reference, columns
             )
             self.monitors[version] = DriftMonitor(
                 reference,
-                DriftColumns(nums, cats),
+                columns,
                 self.cfg.monitoring.drift_share,
                 ReportWorkspace(
                     Path(self.workspace),
@@ -321,12 +320,7 @@ class DriftReportFunction(KeyedProcessFunction):
 
         summary = monitor.evaluate(rows, ws, ws + self.size, version)
         summary.update(head)
-        calibrated = self.calibrated.get(version)
-        summary = with_verdict(
-            summary,
-            None if calibrated is None else calibrated.verdict(rows),
-            None if calibrated is None else calibrated.calibration.bands[0].rows,
-        )
+        summary = with_verdict(summary, self.calibrated.get(version), rows)
         if warm:
             summary["status"] = "warmup"
             summary["dataset_drift"] = None
