@@ -30,9 +30,10 @@ bench: setup
 	$(BIN)/rtml bench --out bench-results
 
 ## All test tiers: unit (no JVM), Flink (MiniCluster), integration (real Kafka + Flink);
-## the failure-injection tests (marker "slow") have their own target.
+## the failure-injection tests (marker "slow") have their own target. Each test has 20 minutes
+## (fixtures included): a hang fails with its traceback and the run goes on; -v names each test.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not soak" --durations=25
+	$(BIN)/python -m pytest -v -p no:cacheprovider -m "not slow and not soak" --durations=25 --timeout=1200
 
 ## Failure injection and rescaling: kill -9 TaskManagers x3 over 100k events (arrival order at
 ## parallelism 1, event-time order at parallelism 2), kill -9 the broker mid-run, rescale

@@ -7,7 +7,10 @@ import os
 
 import pytest
 
+from deploy.flink_rest import FlinkRest
 from deploy.kafka_broker import Broker
+
+ENDED = {"FINISHED", "CANCELED", "FAILED"}
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +64,18 @@ def cluster(rtml_home):
     c.start(taskmanagers=2)
     yield c
     c.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_job_outlives_its_test(request):
+    """A test that fails half-way must not leave its job holding the shared cluster's slots:
+    the next test's job would wait for slots it never gets. Cancel what is still running."""
+    yield
+    if "cluster" not in request.fixturenames:
+        return
+    rest = FlinkRest(request.getfixturevalue("cluster").address)
+    left = [j["jid"] for j in rest.jobs() if j.get("state") not in ENDED]
+    for jid in left:
+        rest.cancel(jid)
+    for jid in left:
+        rest.wait_for_state(jid, ENDED, 120)

@@ -24,7 +24,7 @@ from rtml.cli.scenarios.cards import generate
 from rtml.cli.scenarios.hostile import KINDS, hostile_records, resend
 from tests.conftest import DEMO_CONFIG
 from tests.integration.figures import record_figures
-from tests.integration.waiting import wait_for
+from tests.integration.waiting import job_detail, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -83,14 +83,19 @@ def test_bad_records_are_dead_lettered_valid_ones_scored_and_the_job_never_resta
     job = submit(c, target, cluster.address, detached=True)
     rest.wait_for_state(job, {"RUNNING"}, 120)
     expected_dead = len(bad) + len(resent_ids)
+    counts = {"scored or late": 0, "dead-lettered": 0}
+
+    def done() -> bool:
+        counts["scored or late"] = len(read_topic(c, t.scores)) + len(read_topic(c, t.late))
+        counts["dead-lettered"] = len(read_topic(c, t.dead_letter))
+        return counts["scored or late"] >= len(events) and counts["dead-lettered"] >= expected_dead
+
     wait_for(
-        lambda: (
-            len(read_topic(c, t.scores)) + len(read_topic(c, t.late)) >= len(events)
-            and len(read_topic(c, t.dead_letter)) >= expected_dead
-        ),
+        done,
         600,
-        "every event scored or late and every bad record dead-lettered",
+        f"{len(events)} events scored or late and {expected_dead} bad records dead-lettered",
         every=5,
+        detail=lambda: f"saw {counts}; {job_detail(rest, job)}",
     )
     restarts = rest.restarts(job)
     jobs_stop(cluster.address, job, None)

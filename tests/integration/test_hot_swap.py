@@ -25,7 +25,7 @@ from rtml.core import paths
 from rtml.core.errors import ModelError
 from tests import model_faults
 from tests.conftest import DEMO_CONFIG
-from tests.integration.waiting import wait_for
+from tests.integration.waiting import job_detail, wait_for
 from udfs.serving import ModelSwitch, load_serving_model
 
 pytestmark = pytest.mark.integration
@@ -94,7 +94,12 @@ def test_hot_swap_rejects_faulty_models_and_switches_with_nothing_lost_or_double
     rest = FlinkRest(cluster.address)
     job = submit(c, replace(target, model_version=v1), cluster.address, detached=True)
     rest.wait_for_state(job, {"RUNNING"}, 120)
-    wait_for(lambda: len(_scores(c)) >= len(a), 240, f"{len(a)} scores from batch A")
+    wait_for(
+        lambda: len(_scores(c)) >= len(a),
+        240,
+        f"{len(a)} scores from batch A",
+        detail=lambda: job_detail(rest, job),
+    )
 
     # the faulty versions, offered straight to the running job (the CLI would refuse them)
     for version in faults.values():
@@ -110,13 +115,23 @@ def test_hot_swap_rejects_faulty_models_and_switches_with_nothing_lost_or_double
     models_shadow(c, v2)
     wait_for(lambda: _alerts(c, "shadow_started"), 120, "the shadow of v2 starting")
     produce(c, t.events, b)
-    wait_for(lambda: len(_scores(c)) >= len(a) + len(b), 240, "the scores of batch B")
+    wait_for(
+        lambda: len(_scores(c)) >= len(a) + len(b),
+        240,
+        "the scores of batch B",
+        detail=lambda: job_detail(rest, job),
+    )
 
     # promoted, through the CLI: checked, made current, sent to the job (the shadow stops)
     models_activate(c, v2)
     activated = wait_for(lambda: _alerts(c, "model_activated"), 120, "the switch to v2")
     produce(c, t.events, d)
-    wait_for(lambda: len(_scores(c)) >= len(a) + len(b) + len(d), 240, "the scores of batch D")
+    wait_for(
+        lambda: len(_scores(c)) >= len(a) + len(b) + len(d),
+        240,
+        "the scores of batch D",
+        detail=lambda: job_detail(rest, job),
+    )
     assert rest.restarts(job) == 0
 
     # stop, then restore with the job submitted for v1: the broadcast state says v2
@@ -126,7 +141,12 @@ def test_hot_swap_rejects_faulty_models_and_switches_with_nothing_lost_or_double
         c, replace(target, model_version=v1), cluster.address, from_savepoint=savepoint
     )
     rest.wait_for_state(resumed, {"RUNNING"}, 120)
-    wait_for(lambda: len(_scores(c)) >= len(a) + len(b) + len(d) + len(e), 240, "batch E")
+    wait_for(
+        lambda: len(_scores(c)) >= len(a) + len(b) + len(d) + len(e),
+        240,
+        "batch E",
+        detail=lambda: job_detail(rest, resumed),
+    )
     jobs_stop(cluster.address, resumed, None)
 
     scores = _scores(c)

@@ -25,7 +25,7 @@ from rtml.cli.commands.data import produce_scenario, scenario_options
 from rtml.cli.commands.job import JobTarget, jobs_metrics, jobs_stop, submit
 from rtml.cli.scenarios.cards import generate
 from tests.conftest import DEMO_CONFIG
-from tests.integration.waiting import wait_for
+from tests.integration.waiting import job_detail, wait_for
 from udfs.drift_sample import DriftSample, bottom_k
 from udfs.sampling import stable_key
 from udfs.windows import window_start
@@ -287,6 +287,7 @@ def test_rescale_1_2_1_from_savepoints_equals_uninterrupted(
                 lambda j=job, n=n_events: _events_in(rest, j) >= n,
                 240,
                 f"leg {leg + 1}'s {n_events} events read",
+                detail=lambda j=job: job_detail(rest, j),
             )
             assert _events_in(rest, job) == n_events
             # a stop ends the sources where they are: the labels must all be read too (under
@@ -297,6 +298,7 @@ def test_rescale_1_2_1_from_savepoints_equals_uninterrupted(
                 lambda j=job, n=n_labels: _records_in(rest, j, "labels") >= n,
                 600,
                 f"leg {leg + 1}'s {n_labels} labels read",
+                detail=lambda j=job: job_detail(rest, j),
             )
             if last:
                 jobs_stop(cluster.address, job, None, drain=True)
