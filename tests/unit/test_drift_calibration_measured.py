@@ -5,7 +5,7 @@ another run, and the detection rate at the demo's shift and at half of it.
 Features come from the job's own feature code (``models.dataset.build_dataset``); the split,
 the calibration rows (out-of-fold scores) and the fit are the product's own
 (``models.drift_history``, as ``rtml train`` and ``rtml export`` call it). About 450,000 events
-are generated and replayed through the feature code, the runs two at a time (a minute on 2 cores).
+are generated and replayed through the feature code, the runs two at a time (116 s on 2 cores).
 
     .venv/bin/python -m pytest -s tests/unit/test_drift_calibration_measured.py
 """
