@@ -418,12 +418,13 @@ def test_a_version_with_a_calibrated_test_gets_its_verdict_at_parallelism_2(
     size = c.monitoring.window_ms
     # three of the eight windows (each window's drift report costs seconds): the first (in
     # warm-up), the last before the change at 36 h and the first after it
-    start = min(json.loads(s)["event_time"] for s in scored_p1[0]["scores"])
-    kept_windows = {start - start % size + k * size for k in (0, 5, 6)}
+    all_scores = [json.loads(s) for s in scored_p1[0]["scores"]]
+    first = window_start(min(s["event_time"] for s in all_scores), size)
+    kept_windows = {first + k * size for k in (0, 5, 6)}
     scores = [
-        json.loads(s) | {"model_version": version}
-        for s in scored_p1[0]["scores"]
-        if window_start(json.loads(s)["event_time"], size) in kept_windows
+        s | {"model_version": version}
+        for s in all_scores
+        if window_start(s["event_time"], size) in kept_windows
     ]
     kept_ids = {s["event_id"] for s in scores}
     inputs = {
@@ -440,7 +441,7 @@ def test_a_version_with_a_calibrated_test_gets_its_verdict_at_parallelism_2(
     windows = collections.defaultdict(list)
     for s in scores:
         row = dict(s["inputs"]) | {"score": s["score"]}
-        windows[s["event_time"] - s["event_time"] % size].append(
+        windows[window_start(s["event_time"], size)].append(
             (stable_key(s["event_id"]), s["event_id"], row)
         )
     drift = [json.loads(d) for d in got["drift"]]

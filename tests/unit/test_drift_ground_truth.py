@@ -66,19 +66,15 @@ def windows(cfg, tmp_path_factory):
         live = live_rows.result()
         inputs = model_inputs(cfg)
         live["score"] = pipe.predict_proba(frame_for_model(live, inputs))[:, 1]
-        cats = tuple(i.name for i in inputs if i.type == "string")
-        nums = tuple(i.name for i in inputs if i.type != "string") + ("score",)
         start = opts.start_ms
-        frames = {}
-        for ws in range(start + DAY_MS, start + DAYS * DAY_MS, WINDOW):  # day one is warm-up
-            t = live["__event_time__"]
-            frames[ws] = live[(t >= ws) & (t < ws + WINDOW)]
-        starts = sorted(frames)
+        starts = list(range(start + DAY_MS, start + DAYS * DAY_MS, WINDOW))  # day one: warm-up
+        t = live["__event_time__"]
+        frames = {ws: live[(t >= ws) & (t < ws + WINDOW)] for ws in starts}
         halves = [
             pool.submit(
                 _evaluated,
                 reference,
-                DriftColumns(nums, cats),
+                DriftColumns.of(inputs),
                 cfg.monitoring.drift_share,  # the demo config's threshold
                 [(ws, frames[ws].to_dict("records")) for ws in starts[k::2]],
             )
