@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from udfs.evidently_guard import one_thread_in_evidently
 from udfs.windows import iso
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class ReportWorkspace:
 
     LOCK = ".rtml-project.lock"
 
+    @one_thread_in_evidently
     def __init__(
         self, path: Path, project: str, drift_share: float = 0.5, four_fifths: float = 0.8
     ) -> None:
@@ -113,10 +115,12 @@ class ReportWorkspace:
                 continue
         return False
 
+    @one_thread_in_evidently
     def add(self, snapshot: Any, name: str) -> str:
         ref = self.ws.add_run(self.project.id, snapshot, name=name)
         return str(getattr(ref, "id", ref))
 
+    @one_thread_in_evidently
     def add_fairness(self, report: Mapping[str, Any]) -> str:
         """A final window's fairness report, as an Evidently snapshot beside the drift ones."""
         from udfs.report_dashboard import fairness_snapshot
@@ -124,6 +128,7 @@ class ReportWorkspace:
         snap, name = fairness_snapshot(report, self.four_fifths)
         return self.add(snap, name)
 
+    @one_thread_in_evidently
     def add_quality(self, report: Mapping[str, Any], rows: Sequence[Any]) -> str | None:
         """A final window's model quality (an Evidently classification report over its
         labelled predictions); None when it has none."""
@@ -134,6 +139,7 @@ class ReportWorkspace:
 
 
 class DriftMonitor:
+    @one_thread_in_evidently
     def __init__(
         self,
         reference: pd.DataFrame,
@@ -160,6 +166,7 @@ class DriftMonitor:
             df[c] = df[c].astype(str)
         return df
 
+    @one_thread_in_evidently
     def evaluate(
         self,
         rows: Sequence[Mapping[str, Any]],
